@@ -1,0 +1,372 @@
+// Fused softmax over the last dimension: y = exp(x - max) / sum(exp(x - max)).
+//
+// Bindings (f32 entry points): 0 x: array<vec4<f32>> (read), 1 y: array<vec4<f32>>.
+// Bindings (f16 entry points): 8 x: array<vec2<u32>> (read, 4 halves per element), 9 y, and
+//   10 the same buffer as 9 seen as words, for the atomic writes of the words two rows share
+//   (odd row lengths).
+// Immediates: rows, n (row length).
+//
+// Work split: a workgroup of WG threads takes WG / T consecutive rows; T consecutive threads
+// share a row. A row is covered by 4-element chunks aligned to the buffer, so every load is a
+// whole vec4 even when rows are not 4-aligned; lanes outside the row are masked. Thread t of a
+// row takes chunks t, t + T, t + 2T, ...
+//   `*_reg`: K chunks per thread held in registers: one read, one write per element.
+//   `*_online`: loops over the row: a pass for the running max and rescaled sum, then a
+//   pass that writes (two reads, one write), for rows longer than registers hold.
+// Reductions: butterfly shuffles inside a subgroup, then shared memory across the subgroups
+// of a row; correct for any subgroup size that divides WG (or for T < subgroup size).
+
+override WG: u32 = 256u;
+override T: u32 = 256u;
+override K: u32 = 4u;
+override MODE: u32 = 0u; // unused here; every kernel takes the same constants
+
+const KMAX: u32 = 16u;
+
+struct Params {
+    rows: u32,
+    n: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+    _p3: u32,
+    _p4: u32,
+    _p5: u32,
+}
+
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> x32: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y32: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> x16: array<vec2<u32>>;
+@group(0) @binding(9) var<storage, read_write> y16: array<vec2<u32>>;
+@group(0) @binding(10) var<storage, read_write> y16w: array<atomic<u32>>;
+
+var<workgroup> red: array<f32, 256>;
+var<workgroup> red2: array<f32, 256>;
+
+
+fn neg_inf() -> f32 {
+    return bitcast<f32>(0xff800000u);
+}
+
+// One row as seen by one thread.
+struct Row {
+    start: u32, // first element (absolute)
+    end: u32,   // one past the last element
+    c0: u32,    // first chunk
+    c1: u32,    // one past the last chunk
+    tid: u32,   // thread index within the row
+    valid: bool,
+}
+
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Row {
+    let g = wid.x + wid.y * nwg.x;
+    let r = g * (WG / T) + lid / T;
+    var row: Row;
+    row.tid = lid % T;
+    row.valid = r < p.rows;
+    if (row.valid) {
+        row.start = r * p.n;
+        row.end = row.start + p.n;
+        row.c0 = row.start / 4u;
+        row.c1 = (row.end + 3u) / 4u;
+    } else {
+        row.start = 0u;
+        row.end = 0u;
+        row.c0 = 0u;
+        row.c1 = 0u;
+    }
+    return row;
+}
+
+// Lanes of chunk c that lie inside the row.
+fn lane_mask(c: u32, row: Row) -> vec4<bool> {
+    let e = vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u);
+    return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
+}
+
+fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
+    var x = v;
+    let w = min(T, sg);
+    for (var off = 1u; off < w; off = off << 1u) {
+        x = max(x, subgroupShuffleXor(x, off));
+    }
+    if (T <= sg) {
+        return x;
+    }
+    workgroupBarrier();
+    if (lid % sg == 0u) {
+        red[lid / sg] = x;
+    }
+    workgroupBarrier();
+    let per = T / sg;
+    let first = (lid / T) * per;
+    var m = red[first];
+    for (var i = 1u; i < per; i++) {
+        m = max(m, red[first + i]);
+    }
+    return m;
+}
+
+fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
+    var x = v;
+    let w = min(T, sg);
+    for (var off = 1u; off < w; off = off << 1u) {
+        x += subgroupShuffleXor(x, off);
+    }
+    if (T <= sg) {
+        return x;
+    }
+    workgroupBarrier();
+    if (lid % sg == 0u) {
+        red[lid / sg] = x;
+    }
+    workgroupBarrier();
+    let per = T / sg;
+    let first = (lid / T) * per;
+    var s = 0.0;
+    for (var i = 0u; i < per; i++) {
+        s += red[first + i];
+    }
+    return s;
+}
+
+// Combines per-thread (max, sum) pairs of a row: sum rescaled to the row max.
+fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
+    var m = m_in;
+    var s = s_in;
+    let w = min(T, sg);
+    for (var off = 1u; off < w; off = off << 1u) {
+        let mo = subgroupShuffleXor(m, off);
+        let so = subgroupShuffleXor(s, off);
+        let mn = max(m, mo);
+        s = scale_sum(s, m, mn) + scale_sum(so, mo, mn);
+        m = mn;
+    }
+    if (T <= sg) {
+        return vec2<f32>(m, s);
+    }
+    workgroupBarrier();
+    if (lid % sg == 0u) {
+        red[lid / sg] = m;
+        red2[lid / sg] = s;
+    }
+    workgroupBarrier();
+    let per = T / sg;
+    let first = (lid / T) * per;
+    var mm = red[first];
+    for (var i = 1u; i < per; i++) {
+        mm = max(mm, red[first + i]);
+    }
+    var ss = 0.0;
+    for (var i = 0u; i < per; i++) {
+        ss += scale_sum(red2[first + i], red[first + i], mm);
+    }
+    return vec2<f32>(mm, ss);
+}
+
+// s * exp(m - mn), where a sum of nothing (m = -inf) stays 0 instead of 0 * exp(nan).
+fn scale_sum(s: f32, m: f32, mn: f32) -> f32 {
+    if (s == 0.0) {
+        return 0.0;
+    }
+    return s * exp(m - mn);
+}
+
+fn chunk_max(v: vec4<f32>, mask: vec4<bool>) -> f32 {
+    let ninf = vec4<f32>(neg_inf());
+    let u = select(ninf, v, mask);
+    return max(max(u.x, u.y), max(u.z, u.w));
+}
+
+// ---- loads and stores per dtype ----
+
+fn load32(c: u32) -> vec4<f32> {
+    return x32[c];
+}
+
+fn load16(c: u32) -> vec4<f32> {
+    let w = x16[c];
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+fn store32(c: u32, v: vec4<f32>, mask: vec4<bool>) {
+    if (all(mask)) {
+        y32[c] = v;
+        return;
+    }
+    for (var k = 0u; k < 4u; k++) {
+        if (mask[k]) {
+            y32[c][k] = v[k];
+        }
+    }
+}
+
+fn store16(c: u32, v: vec4<f32>, mask: vec4<bool>) {
+    let lo = pack2x16float(v.xy);
+    let hi = pack2x16float(v.zw);
+    if (all(mask)) {
+        y16[c] = vec2<u32>(lo, hi);
+        return;
+    }
+    store16_word(2u * c, lo, mask.x, mask.y);
+    store16_word(2u * c + 1u, hi, mask.z, mask.w);
+}
+
+// Writes the halves of one word that belong to this row; a word shared with the next or
+// previous row (odd row lengths) is merged atomically with what that row writes.
+fn store16_word(w: u32, bits: u32, in0: bool, in1: bool) {
+    if (in0 && in1) {
+        atomicStore(&y16w[w], bits);
+    } else if (in0) {
+        atomicAnd(&y16w[w], 0xffff0000u);
+        atomicOr(&y16w[w], bits & 0x0000ffffu);
+    } else if (in1) {
+        atomicAnd(&y16w[w], 0x0000ffffu);
+        atomicOr(&y16w[w], bits & 0xffff0000u);
+    }
+}
+
+// ---- register variant: K chunks per thread ----
+
+struct Stats {
+    m: f32,
+    inv: f32,
+}
+
+// Given the chunks in registers, turns them into exp(x - max) (0 outside the row) and returns
+// the row max and 1 / sum.
+fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg: u32) -> Stats {
+    var m = neg_inf();
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            m = max(m, chunk_max((*v)[i], lane_mask(c, row)));
+        }
+    }
+    m = row_max(m, lid, sg);
+    var s = 0.0;
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        var e = vec4<f32>(0.0);
+        if (c < row.c1) {
+            e = select(vec4<f32>(0.0), exp((*v)[i] - m), lane_mask(c, row));
+        }
+        (*v)[i] = e;
+        s += (e.x + e.y) + (e.z + e.w);
+    }
+    s = row_sum(s, lid, sg);
+    return Stats(m, 1.0 / s);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_f32_reg(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
+        return;
+    }
+    let row = row_of(wid, nwg, lid);
+    var v: array<vec4<f32>, KMAX>;
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            v[i] = load32(c);
+        }
+    }
+    let st = reg_softmax(&v, row, lid, sg);
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            store32(c, v[i] * st.inv, lane_mask(c, row));
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_f16_reg(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
+        return;
+    }
+    let row = row_of(wid, nwg, lid);
+    var v: array<vec4<f32>, KMAX>;
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            v[i] = load16(c);
+        }
+    }
+    let st = reg_softmax(&v, row, lid, sg);
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            store16(c, v[i] * st.inv, lane_mask(c, row));
+        }
+    }
+}
+
+// ---- online variant: rows of any length ----
+
+// Folds chunk value v into the running (max, sum) of this thread.
+fn online_step(ms: vec2<f32>, v: vec4<f32>, mask: vec4<bool>) -> vec2<f32> {
+    let cm = chunk_max(v, mask);
+    let mn = max(ms.x, cm);
+    if (mn == neg_inf()) {
+        return ms;
+    }
+    let e = select(vec4<f32>(0.0), exp(v - mn), mask);
+    return vec2<f32>(mn, scale_sum(ms.y, ms.x, mn) + (e.x + e.y) + (e.z + e.w));
+}
+
+@compute @workgroup_size(WG)
+fn softmax_f32_online(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
+        return;
+    }
+    let row = row_of(wid, nwg, lid);
+    var ms = vec2<f32>(neg_inf(), 0.0);
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        ms = online_step(ms, load32(c), lane_mask(c, row));
+    }
+    let tot = row_max_sum(ms.x, ms.y, lid, sg);
+    let inv = 1.0 / tot.y;
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        store32(c, exp(load32(c) - tot.x) * inv, lane_mask(c, row));
+    }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_f16_online(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
+        return;
+    }
+    let row = row_of(wid, nwg, lid);
+    var ms = vec2<f32>(neg_inf(), 0.0);
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        ms = online_step(ms, load16(c), lane_mask(c, row));
+    }
+    let tot = row_max_sum(ms.x, ms.y, lid, sg);
+    let inv = 1.0 / tot.y;
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        store16(c, exp(load16(c) - tot.x) * inv, lane_mask(c, row));
+    }
+}

@@ -1,0 +1,801 @@
+//! The [`Context`]: device, queue, feature negotiation, the pipeline and bind-group caches, the
+//! buffer pool, and the pending command encoder into which ops are recorded lazily.
+//!
+//! Ops record into one open compute pass; the pass is ended and submitted when data is read,
+//! on [`Context::sync`], or when `max_pending_ops` ops are pending. wgpu inserts the barriers
+//! between dependent dispatches of one pass, so chained ops see each other's results.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::kernels::{Op, PipelineKey};
+use crate::shaders::{Language, Shader};
+use crate::tensor::{DType, Tensor};
+
+/// Which implementation of the kernels a Context runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The portable WGSL kernels (every adapter).
+    #[default]
+    Wgsl,
+    /// Hand-written native shaders through passthrough: MSL on Metal (`msl` feature), SPIR-V on
+    /// Vulkan (`spirv` feature).
+    Native,
+}
+
+impl Backend {
+    /// Short lower-case name, used in reports and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wgsl => "wgsl",
+            Backend::Native => "native",
+        }
+    }
+}
+
+/// Options for [`Context::with_options`]. `Default` reads `WGFUSE_ADAPTER` and `WGFUSE_BACKEND`.
+#[derive(Clone, Debug)]
+pub struct ContextOptions {
+    /// Pick the first adapter whose name contains this substring (case-insensitive).
+    pub adapter: Option<String>,
+    /// Restrict adapters to one graphics API: `vulkan`, `metal`, `dx12` or `gl`.
+    pub graphics_backend: Option<String>,
+    /// Which kernels to run.
+    pub backend: Backend,
+    /// Create the library's shader modules with runtime bounds checks. Off by default: every
+    /// size a kernel relies on is validated on the host before it is dispatched.
+    pub shader_checks: bool,
+    /// Submit once this many ops are pending.
+    pub max_pending_ops: usize,
+    /// Bytes of freed buffers the pool may keep for reuse.
+    pub pool_limit_bytes: u64,
+    /// Fill every output buffer with NaN before the kernel writes it (a debugging aid: an
+    /// element a kernel forgets to write reads back as NaN instead of stale data).
+    pub poison_outputs: bool,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            adapter: std::env::var("WGFUSE_ADAPTER").ok().filter(|s| !s.is_empty()),
+            graphics_backend: std::env::var("WGFUSE_BACKEND").ok().filter(|s| !s.is_empty()),
+            backend: Backend::Wgsl,
+            shader_checks: false,
+            max_pending_ops: 512,
+            pool_limit_bytes: 1 << 30,
+            poison_outputs: false,
+        }
+    }
+}
+
+/// What the Context got from its adapter: reported by [`Context::info`].
+#[derive(Clone, Debug)]
+pub struct Info {
+    /// The adapter's description (name, vendor, driver, backend, subgroup sizes).
+    pub adapter: wgpu::AdapterInfo,
+    /// The features the device was created with.
+    pub features: wgpu::Features,
+    /// The limits the device was created with.
+    pub limits: wgpu::Limits,
+}
+
+impl Info {
+    /// The graphics API behind the device.
+    pub fn graphics_backend(&self) -> wgpu::Backend {
+        self.adapter.backend
+    }
+    /// `(min, max)` subgroup size the adapter reports.
+    pub fn subgroup_sizes(&self) -> (u32, u32) {
+        (self.adapter.subgroup_min_size, self.adapter.subgroup_max_size)
+    }
+}
+
+impl std::fmt::Display for Info {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = &self.adapter;
+        writeln!(f, "adapter:   {} ({:?}, {:?})", a.name, a.device_type, a.backend)?;
+        writeln!(f, "driver:    {} {}", a.driver, a.driver_info)?;
+        writeln!(f, "subgroups: {}..={}", a.subgroup_min_size, a.subgroup_max_size)?;
+        let names: Vec<String> = crate::context::WANTED_FEATURES
+            .iter()
+            .map(|(feat, name)| format!("{name}={}", self.features.contains(*feat)))
+            .collect();
+        writeln!(f, "features:  {}", names.join(" "))?;
+        write!(
+            f,
+            "limits:    max_storage_binding={} max_buffer={} max_workgroups_per_dim={} max_invocations={} immediates={}",
+            self.limits.max_storage_buffer_binding_size,
+            self.limits.max_buffer_size,
+            self.limits.max_compute_workgroups_per_dimension,
+            self.limits.max_compute_invocations_per_workgroup,
+            self.limits.max_immediate_size
+        )
+    }
+}
+
+/// The optional features wgfuse asks for when the adapter has them.
+pub(crate) const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
+    (wgpu::Features::SHADER_F16, "SHADER_F16"),
+    (wgpu::Features::SUBGROUP, "SUBGROUP"),
+    (wgpu::Features::IMMEDIATES, "IMMEDIATES"),
+    (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+    (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES"),
+    (wgpu::Features::PASSTHROUGH_SHADERS, "PASSTHROUGH_SHADERS"),
+];
+
+/// Size of the immediate-data block every kernel takes (its `Params`).
+pub(crate) const IMMEDIATE_BYTES: u32 = 32;
+
+/// One buffer binding of a dispatch: slot, range, and whether the kernel writes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Binding<'a> {
+    pub slot: u32,
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+    pub writable: bool,
+}
+
+/// Everything one kernel launch needs.
+pub(crate) struct Dispatch<'a> {
+    pub key: PipelineKey,
+    pub bindings: &'a [Binding<'a>],
+    pub params: [u32; 8],
+    pub workgroups: u32,
+}
+
+/// A compiled kernel and the bind-group layout its bind groups are made against.
+pub(crate) struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: Arc<wgpu::BindGroupLayout>,
+    pub layout_sig: LayoutSig,
+}
+
+pub(crate) type LayoutSig = Vec<(u32, bool)>;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindKey {
+    layout: LayoutSig,
+    entries: Vec<(u32, wgpu::Buffer, u64, u64)>,
+}
+
+#[derive(Default)]
+struct Pending {
+    pass: Option<wgpu::ComputePass<'static>>,
+    encoder: Option<wgpu::CommandEncoder>,
+    ops: usize,
+}
+
+#[derive(Default)]
+struct Pool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    bytes: u64,
+}
+
+pub(crate) struct Inner {
+    pub id: u64,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: Info,
+    pub options: ContextOptions,
+    modules: RwLock<HashMap<(Shader, Language), Arc<wgpu::ShaderModule>>>,
+    pipelines: RwLock<HashMap<PipelineKey, Arc<Pipeline>>>,
+    layouts: Mutex<HashMap<LayoutSig, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>>,
+    bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+    pending: Mutex<Pending>,
+    pool: Mutex<Pool>,
+    lost: Arc<Mutex<Option<String>>>,
+    pipelines_created: AtomicUsize,
+}
+
+/// The entry point of wgfuse: a device, its queue and everything cached on them.
+///
+/// `Context` is cheap to clone (an `Arc`), `Send` and `Sync`: share it between threads.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Arc<Inner>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+const MAX_BIND_GROUPS: usize = 4096;
+
+fn parse_backend(name: &str) -> Result<wgpu::Backends> {
+    match name.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+        "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        other => Err(Error::UnknownBackend(other.to_string())),
+    }
+}
+
+fn device_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// The size class a request of `bytes` is served from: at most 25% over the request.
+pub(crate) fn size_class(bytes: u64) -> u64 {
+    let b = bytes.max(256).next_multiple_of(16);
+    let top = 63 - b.leading_zeros();
+    let step = 1u64 << top.saturating_sub(2);
+    b.next_multiple_of(step)
+}
+
+impl Context {
+    /// A Context on the best adapter: discrete > integrated > virtual > CPU. `WGFUSE_ADAPTER`
+    /// (a name substring) and `WGFUSE_BACKEND` (`vulkan|metal|dx12|gl`) override the choice.
+    pub fn new() -> Result<Context> {
+        Self::with_options(ContextOptions::default())
+    }
+
+    /// A Context with explicit options.
+    pub fn with_options(options: ContextOptions) -> Result<Context> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// Lists the adapters wgfuse can see (as `Context::new` would choose among them, best first).
+    pub fn adapters(options: &ContextOptions) -> Result<Vec<wgpu::AdapterInfo>> {
+        let (_, adapters) = pollster::block_on(Self::candidates(options))?;
+        Ok(adapters.iter().map(|a| a.get_info()).collect())
+    }
+
+    async fn candidates(options: &ContextOptions) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>)> {
+        let backends = match &options.graphics_backend {
+            Some(name) => parse_backend(name)?,
+            None => wgpu::Backends::all(),
+        };
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if let Some(sub) = &options.adapter {
+            let sub = sub.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&sub));
+        }
+        adapters.sort_by_key(|a| {
+            let info = a.get_info();
+            // Prefer Vulkan/Metal/DX12 over GL for the same device.
+            let api = u32::from(info.backend == wgpu::Backend::Gl);
+            (device_rank(info.device_type), api)
+        });
+        Ok((instance, adapters))
+    }
+
+    /// Async form of [`Context::with_options`].
+    pub async fn with_options_async(options: ContextOptions) -> Result<Context> {
+        let (_instance, adapters) = Self::candidates(&options).await?;
+        let Some(adapter) = adapters.into_iter().next() else {
+            let mut why = Vec::new();
+            if let Some(a) = &options.adapter {
+                why.push(format!("no adapter name contains {a:?}"));
+            }
+            if let Some(b) = &options.graphics_backend {
+                why.push(format!("backend restricted to {b}"));
+            }
+            return Err(Error::NoAdapter(why.join(", ")));
+        };
+        let info = adapter.get_info();
+        let have = adapter.features();
+        let mut features = wgpu::Features::empty();
+        for (feat, name) in WANTED_FEATURES {
+            if have.contains(*feat) {
+                features |= *feat;
+            } else {
+                log::warn!("adapter {} lacks {name}", info.name);
+            }
+        }
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgfuse"),
+                required_features: features,
+                required_limits: limits,
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await?;
+        log::info!("wgfuse: adapter {} ({:?}, {:?})", info.name, info.device_type, info.backend);
+        Self::build(device, queue, info, options, true)
+    }
+
+    /// Wraps a device the application already has. The device should have been created with
+    /// `SUBGROUP` and `IMMEDIATES` (ops report [`Error::MissingFeature`] otherwise), and
+    /// `SHADER_F16` for f16 tensors.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue, adapter_info: wgpu::AdapterInfo) -> Result<Context> {
+        Self::from_wgpu_with_options(device, queue, adapter_info, ContextOptions::default())
+    }
+
+    /// [`Context::from_wgpu`] with options (`adapter` and `graphics_backend` are ignored).
+    pub fn from_wgpu_with_options(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_info: wgpu::AdapterInfo,
+        options: ContextOptions,
+    ) -> Result<Context> {
+        Self::build(device, queue, adapter_info, options, false)
+    }
+
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: wgpu::AdapterInfo,
+        options: ContextOptions,
+        own_device: bool,
+    ) -> Result<Context> {
+        let info = Info { adapter, features: device.features(), limits: device.limits() };
+        let lost = Arc::new(Mutex::new(None));
+        let lost_cb = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *lost_cb.lock() = Some(format!("{reason:?}: {msg}"));
+        });
+        if own_device {
+            // Errors outside our error scopes must not abort the process: log them. Every
+            // library call that can fail is wrapped in scopes and returns the error itself.
+            device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+                log::error!("wgfuse: uncaptured wgpu error: {e}");
+            }));
+        }
+        let ctx = Context {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                device,
+                queue,
+                info,
+                options,
+                modules: RwLock::default(),
+                pipelines: RwLock::default(),
+                layouts: Mutex::default(),
+                bind_groups: Mutex::default(),
+                pending: Mutex::default(),
+                pool: Mutex::default(),
+                lost,
+                pipelines_created: AtomicUsize::new(0),
+            }),
+        };
+        if let Backend::Native = ctx.inner.options.backend {
+            crate::shaders::native_language(&ctx.inner.info)?;
+        }
+        Ok(ctx)
+    }
+
+    /// What this Context got: adapter, backend, features, limits, subgroup sizes.
+    pub fn info(&self) -> &Info {
+        &self.inner.info
+    }
+
+    /// The options the Context was made with.
+    pub fn options(&self) -> &ContextOptions {
+        &self.inner.options
+    }
+
+    /// The kernel backend ops of this Context run on.
+    pub fn backend(&self) -> Backend {
+        self.inner.options.backend
+    }
+
+    /// The underlying device, for interop.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The underlying queue, for interop.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// How many compute pipelines this Context has compiled so far.
+    pub fn pipelines_created(&self) -> usize {
+        self.inner.pipelines_created.load(Ordering::Relaxed)
+    }
+
+    /// Whether the device has all of `features`.
+    pub fn has(&self, features: wgpu::Features) -> bool {
+        self.inner.info.features.contains(features)
+    }
+
+    pub(crate) fn require(&self, feature: wgpu::Features, name: &'static str, what: &'static str) -> Result<()> {
+        if self.has(feature) {
+            Ok(())
+        } else {
+            Err(Error::MissingFeature { what, feature: name, adapter: self.inner.info.adapter.name.clone() })
+        }
+    }
+
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match &*self.inner.lost.lock() {
+            Some(why) => Err(Error::DeviceLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn check_same(&self, t: &Tensor, op: &'static str) -> Result<()> {
+        if t.ctx.inner.id == self.inner.id {
+            Ok(())
+        } else {
+            Err(Error::ForeignTensor { op })
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught.
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.inner.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.inner.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o.or(v) {
+            return Err(e.into());
+        }
+        self.check_alive()?;
+        Ok(out)
+    }
+
+    fn module(&self, shader: Shader, lang: Language) -> Result<Arc<wgpu::ShaderModule>> {
+        if let Some(m) = self.inner.modules.read().get(&(shader, lang)) {
+            return Ok(m.clone());
+        }
+        let mut modules = self.inner.modules.write();
+        if let Some(m) = modules.get(&(shader, lang)) {
+            return Ok(m.clone());
+        }
+        let module = self.scoped(|| crate::shaders::create_module(&self.inner.device, shader, lang, self.inner.options.shader_checks))??;
+        let module = Arc::new(module);
+        modules.insert((shader, lang), module.clone());
+        Ok(module)
+    }
+
+    fn layouts(&self, sig: &LayoutSig) -> Result<(Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)> {
+        let mut layouts = self.inner.layouts.lock();
+        if let Some(l) = layouts.get(sig) {
+            return Ok(l.clone());
+        }
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = sig
+            .iter()
+            .map(|&(slot, writable)| wgpu::BindGroupLayoutEntry {
+                binding: slot,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: !writable },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let device = &self.inner.device;
+        let made = self.scoped(|| {
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("wgfuse"), entries: &entries });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("wgfuse"),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: IMMEDIATE_BYTES,
+            });
+            (Arc::new(bgl), Arc::new(pl))
+        })?;
+        layouts.insert(sig.clone(), made.clone());
+        Ok(made)
+    }
+
+    /// The compiled pipeline for `key`, created once per Context (read lock first, then a
+    /// re-check under the write lock so concurrent callers never compile twice).
+    pub(crate) fn pipeline(&self, key: &PipelineKey, sig: &[(u32, bool)]) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.inner.pipelines.read().get(key) {
+            return Ok(p.clone());
+        }
+        self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "wgfuse kernels")?;
+        self.require(wgpu::Features::SUBGROUP, "SUBGROUP", "wgfuse kernels")?;
+        let mut pipelines = self.inner.pipelines.write();
+        if let Some(p) = pipelines.get(key) {
+            return Ok(p.clone());
+        }
+        let lang = crate::shaders::language(&self.inner.info, key.backend)?;
+        let module = self.module(key.op.shader(), lang)?;
+        let sig: LayoutSig = sig.to_vec();
+        let (bgl, pl) = self.layouts(&sig)?;
+        let entry = key.entry_point();
+        let constants = key.variant.constants();
+        let consts: Vec<(&str, f64)> = if lang == Language::Wgsl { constants.to_vec() } else { Vec::new() };
+        let device = &self.inner.device;
+        let pipeline = self.scoped(|| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&entry),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(&entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &consts,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        })?;
+        self.inner.pipelines_created.fetch_add(1, Ordering::Relaxed);
+        log::debug!("wgfuse: compiled {entry} {:?}", key.variant);
+        let p = Arc::new(Pipeline { pipeline, layout: bgl, layout_sig: sig });
+        pipelines.insert(*key, p.clone());
+        Ok(p)
+    }
+
+    fn bind_group(&self, p: &Pipeline, bindings: &[Binding<'_>]) -> Result<wgpu::BindGroup> {
+        let key = BindKey {
+            layout: p.layout_sig.clone(),
+            entries: bindings.iter().map(|b| (b.slot, b.buffer.clone(), b.offset, b.size)).collect(),
+        };
+        let mut cache = self.inner.bind_groups.lock();
+        if let Some(bg) = cache.get(&key) {
+            return Ok(bg.clone());
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = bindings
+            .iter()
+            .map(|b| wgpu::BindGroupEntry {
+                binding: b.slot,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: b.offset,
+                    size: wgpu::BufferSize::new(b.size),
+                }),
+            })
+            .collect();
+        let device = &self.inner.device;
+        let bg = self.scoped(|| device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.layout, entries: &entries }))?;
+        if cache.len() >= MAX_BIND_GROUPS {
+            cache.clear();
+        }
+        cache.insert(key, bg.clone());
+        Ok(bg)
+    }
+
+    fn grid(&self, op: Op, workgroups: u32) -> Result<(u32, u32)> {
+        let max = self.inner.info.limits.max_compute_workgroups_per_dimension.max(1);
+        let x = workgroups.clamp(1, max);
+        let y = workgroups.div_ceil(x);
+        if y > max {
+            return Err(Error::TooLarge { op: op.name(), what: "workgroup count", got: workgroups as u64, limit: max as u64 * max as u64 });
+        }
+        Ok((x, y))
+    }
+
+    /// Records `d` into a caller's pass (the low-level layer).
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch<'_>) -> Result<()> {
+        self.check_alive()?;
+        let sig: LayoutSig = d.bindings.iter().map(|b| (b.slot, b.writable)).collect();
+        let p = self.pipeline(&d.key, &sig)?;
+        let bg = self.bind_group(&p, d.bindings)?;
+        let (x, y) = self.grid(d.key.op, d.workgroups)?;
+        pass.set_pipeline(&p.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+
+    /// Records `d` into the pending pass (the simple layer), submitting when enough ops wait.
+    pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
+        self.check_alive()?;
+        let sig: LayoutSig = d.bindings.iter().map(|b| (b.slot, b.writable)).collect();
+        let p = self.pipeline(&d.key, &sig)?;
+        let bg = self.bind_group(&p, d.bindings)?;
+        let (x, y) = self.grid(d.key.op, d.workgroups)?;
+        let mut pending = self.inner.pending.lock();
+        let pass = self.pass(&mut pending);
+        pass.set_pipeline(&p.pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        pass.dispatch_workgroups(x, y, 1);
+        pending.ops += 1;
+        if pending.ops >= self.inner.options.max_pending_ops.max(1) {
+            self.submit(&mut pending)?;
+        }
+        Ok(())
+    }
+
+    fn pass<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::ComputePass<'static> {
+        let pass = match pending.pass.take() {
+            Some(pass) => pass,
+            None => {
+                let enc = pending.encoder.get_or_insert_with(|| {
+                    self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgfuse") })
+                });
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgfuse"), timestamp_writes: None })
+                    .forget_lifetime()
+            }
+        };
+        pending.pass.insert(pass)
+    }
+
+    fn submit(&self, pending: &mut Pending) -> Result<Option<wgpu::SubmissionIndex>> {
+        drop(pending.pass.take());
+        pending.ops = 0;
+        let Some(enc) = pending.encoder.take() else { return Ok(None) };
+        let queue = &self.inner.queue;
+        let idx = self.scoped(|| queue.submit([enc.finish()]))?;
+        Ok(Some(idx))
+    }
+
+    /// Submits every pending op and waits for the device to finish them.
+    pub fn sync(&self) -> Result<()> {
+        let idx = {
+            let mut pending = self.inner.pending.lock();
+            self.submit(&mut pending)?
+        };
+        self.wait(idx)
+    }
+
+    /// Submits every pending op without waiting.
+    pub fn flush(&self) -> Result<()> {
+        let mut pending = self.inner.pending.lock();
+        self.submit(&mut pending).map(|_| ())
+    }
+
+    fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait { submission_index: idx, timeout: None })
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        self.check_alive()
+    }
+
+    /// Records a command into the pending encoder outside any pass (copies), in order with ops.
+    pub(crate) fn with_encoder<T>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> T) -> T {
+        let mut pending = self.inner.pending.lock();
+        drop(pending.pass.take());
+        let enc = pending
+            .encoder
+            .get_or_insert_with(|| self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgfuse") }));
+        f(enc)
+    }
+
+    /// Copies `size` bytes at `offset` of `buffer` to the host, after every pending op.
+    pub(crate) fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        self.check_alive()?;
+        let padded = size.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(4);
+        let device = &self.inner.device;
+        let staging = self.scoped(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgfuse readback"),
+                size: padded,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let idx = {
+            let mut pending = self.inner.pending.lock();
+            drop(pending.pass.take());
+            let enc = pending
+                .encoder
+                .get_or_insert_with(|| device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgfuse") }));
+            enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, padded);
+            self.submit(&mut pending)?
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(idx)?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Readback(e.to_string())),
+            Err(e) => return Err(Error::Readback(e.to_string())),
+        }
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback(format!("{e:?}")))?;
+        let out = view[..size as usize].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// A buffer of at least `bytes` for a kernel output, from the pool when one of the same size
+    /// class is free. Buffers taken here are only written by kernels recorded after this call, so
+    /// reusing one that pending ops still read is ordered correctly.
+    pub(crate) fn alloc(&self, bytes: u64, op: &'static str) -> Result<wgpu::Buffer> {
+        let buffer = self.alloc_raw(bytes, op)?;
+        if self.inner.options.poison_outputs {
+            self.poison(&buffer)?;
+        }
+        Ok(buffer)
+    }
+
+    /// Overwrites `buffer` with NaN (f32 and f16 alike: 0x7fc0 halves), in order with pending ops.
+    pub(crate) fn poison(&self, buffer: &wgpu::Buffer) -> Result<()> {
+        let data = vec![0x7fc0_7fc0u32; (buffer.size() / 4) as usize];
+        let device = &self.inner.device;
+        let src = self.scoped(|| {
+            wgpu::util::DeviceExt::create_buffer_init(
+                device,
+                &wgpu::util::BufferInitDescriptor { label: Some("wgfuse poison"), contents: bytemuck::cast_slice(&data), usage: wgpu::BufferUsages::COPY_SRC },
+            )
+        })?;
+        self.with_encoder(|enc| enc.copy_buffer_to_buffer(&src, 0, buffer, 0, buffer.size()));
+        Ok(())
+    }
+
+    fn alloc_raw(&self, bytes: u64, op: &'static str) -> Result<wgpu::Buffer> {
+        let class = size_class(bytes);
+        self.check_buffer_size(class, op)?;
+        if let Some(buf) = {
+            let mut pool = self.inner.pool.lock();
+            let b = pool.free.get_mut(&class).and_then(|v| v.pop());
+            if b.is_some() {
+                pool.bytes -= class;
+            }
+            b
+        } {
+            return Ok(buf);
+        }
+        let device = &self.inner.device;
+        self.scoped(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgfuse tensor"),
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    pub(crate) fn check_buffer_size(&self, bytes: u64, op: &'static str) -> Result<()> {
+        let limits = &self.inner.info.limits;
+        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size as u64);
+        if bytes > limit {
+            return Err(Error::TooLarge { op, what: "tensor bytes", got: bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// Bytes of freed buffers the pool holds now.
+    pub fn pool_bytes(&self) -> u64 {
+        self.inner.pool.lock().bytes
+    }
+
+    /// Drops every pooled buffer and cached bind group (pipelines stay).
+    pub fn trim(&self) {
+        let mut pool = self.inner.pool.lock();
+        pool.free.clear();
+        pool.bytes = 0;
+        self.inner.bind_groups.lock().clear();
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+}
+
+impl Inner {
+    /// Takes back a buffer whose tensor was dropped.
+    pub(crate) fn release(&self, buffer: wgpu::Buffer) {
+        let class = buffer.size();
+        let mut pool = self.pool.lock();
+        if pool.bytes + class <= self.options.pool_limit_bytes {
+            pool.bytes += class;
+            pool.free.entry(class).or_default().push(buffer);
+        } else {
+            drop(pool);
+            // Over the limit: free it, and forget bind groups that keep it alive.
+            self.bind_groups.lock().retain(|k, _| !k.entries.iter().any(|e| e.1 == buffer));
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("adapter", &self.inner.info.adapter.name).field("backend", &self.inner.options.backend).finish()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Context>();
+    let _ = DType::F32;
+}

@@ -1,0 +1,25 @@
+//! The copy kernel: `y = x` over whole 16-byte chunks, the bandwidth bound of every report.
+
+use crate::context::{Context, Dispatch};
+use crate::error::{Error, Result};
+use crate::kernels::{Kind, Op, PipelineKey, Variant};
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "copy";
+const VARIANT: Variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 4, mode: 0 };
+
+/// Records `y = x` (bytes, any dtype, same byte length) into the caller's pass.
+pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, x: &Tensor, y: &Tensor) -> Result<()> {
+    ctx.check_same(x, OP)?;
+    ctx.check_same(y, OP)?;
+    if x.byte_len() != y.byte_len() {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("{} bytes", x.byte_len()), got: y.shape().to_vec() });
+    }
+    let chunks = x.byte_len().div_ceil(16);
+    let per_group = (VARIANT.wg * VARIANT.chunks) as u64;
+    let key = PipelineKey { op: Op::Copy, variant: VARIANT, dtype: DType::F32, backend: crate::Backend::Wgsl };
+    let params = [chunks as u32, 0, 0, 0, 0, 0, 0, 0];
+    let bindings = [x.binding(0, false), y.binding(1, true)];
+    let workgroups = crate::kernels::groups_u32(chunks.div_ceil(per_group), OP)?;
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings, params, workgroups })
+}

@@ -1,0 +1,184 @@
+//! The kernels: one module per op, each with its params, variant choice, `encode` (the
+//! low-level layer, recording into a caller's compute pass) and its CPU reference.
+
+pub mod copy;
+pub mod lora;
+pub mod rms_norm;
+pub mod softmax;
+pub mod unfused;
+
+use crate::context::Backend;
+use crate::shaders::Shader;
+use crate::tensor::DType;
+
+/// An op family (one shader file each, except the fused RMSNorm pair).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Fused softmax.
+    Softmax,
+    /// RMSNorm.
+    RmsNorm,
+    /// Residual add + RMSNorm.
+    AddRmsNorm,
+    /// LoRA: y = base + s·(x·A)·B, in place or not.
+    Lora,
+    /// W + s·A·B.
+    LoraMerge,
+    /// One elementary kernel of the unfused baselines.
+    Unfused(unfused::Elementary),
+    /// The bandwidth-bound copy.
+    Copy,
+}
+
+impl Op {
+    /// The op's name, as in entry points and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Softmax => "softmax",
+            Op::RmsNorm => "rms_norm",
+            Op::AddRmsNorm => "add_rms_norm",
+            Op::Lora => "lora",
+            Op::LoraMerge => "lora_merge",
+            Op::Unfused(e) => e.name(),
+            Op::Copy => "copy",
+        }
+    }
+    /// The shader file it lives in.
+    pub fn shader(self) -> Shader {
+        match self {
+            Op::Softmax => Shader::Softmax,
+            Op::RmsNorm | Op::AddRmsNorm => Shader::RmsNorm,
+            Op::Lora | Op::LoraMerge => Shader::Lora,
+            Op::Unfused(_) => Shader::Unfused,
+            Op::Copy => Shader::Copy,
+        }
+    }
+}
+
+/// How a kernel splits its work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Rows held in registers (`T` threads a row, `K` chunks a thread, `WG / T` rows a group).
+    Reg,
+    /// Rows looped over (any length).
+    Online,
+    /// A plain kernel with one shape of work split.
+    Plain,
+}
+
+impl Kind {
+    fn suffix(self) -> Option<&'static str> {
+        match self {
+            Kind::Reg => Some("reg"),
+            Kind::Online => Some("online"),
+            Kind::Plain => None,
+        }
+    }
+}
+
+/// A kernel variant: its kind and the constants specialised into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Work split.
+    pub kind: Kind,
+    /// Threads per workgroup.
+    pub wg: u32,
+    /// Threads per row.
+    pub threads: u32,
+    /// 4-element chunks each thread holds (register variants); tile size for others.
+    pub chunks: u32,
+    /// Op-specific mode (LoRA: base / in place; RMSNorm: weight present).
+    pub mode: u32,
+}
+
+impl Variant {
+    /// The pipeline-overridable constants of the variant.
+    pub fn constants(&self) -> [(&'static str, f64); 4] {
+        [("WG", self.wg as f64), ("T", self.threads as f64), ("K", self.chunks as f64), ("MODE", self.mode as f64)]
+    }
+    /// Short description for reports, e.g. `reg t256 k4 x1`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
+            Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
+            Kind::Plain => format!("wg{} tile{}", self.wg, self.chunks),
+        }
+    }
+}
+
+/// What names one compiled pipeline: the typed key of the pipeline cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    /// Op.
+    pub op: Op,
+    /// Variant and its constants.
+    pub variant: Variant,
+    /// Element type.
+    pub dtype: DType,
+    /// WGSL or native.
+    pub backend: Backend,
+}
+
+impl PipelineKey {
+    /// `<op>_<dtype>[_<variant>]`, the entry point in every shader language.
+    pub fn entry_point(&self) -> String {
+        match self.variant.kind.suffix() {
+            Some(s) => format!("{}_{}_{}", self.op.name(), self.dtype.name(), s),
+            None => format!("{}_{}", self.op.name(), self.dtype.name()),
+        }
+    }
+}
+
+/// The slots a row kernel's tensors bind to: f32 and f16 entry points use different slots
+/// (their arrays have different element types).
+pub(crate) fn slot(dtype: DType, i: u32) -> u32 {
+    match dtype {
+        DType::F32 => i,
+        DType::F16 => 8 + i,
+    }
+}
+
+/// The variant for a row-wise kernel (softmax, RMSNorm) over rows of `n` elements.
+///
+/// The rule: the fewest threads per row (a power of two) that leave each thread at most 4
+/// chunks, several rows per 256-thread workgroup for short rows; long rows use 256 threads
+/// with up to 8 chunks, then 512 threads with up to 16 (the row still in registers: one read
+/// per element); longer rows use the online variant, which reads twice.
+pub fn row_variant(n: usize, max_invocations: u32) -> Variant {
+    // Chunks a row spans: rows start 4-aligned when n is a multiple of 4.
+    let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 } as u64;
+    let big = max_invocations.clamp(64, 1024);
+    let wg = 256.min(big);
+    let mut t = 1u32;
+    while t < wg {
+        if chunks.div_ceil(t as u64) <= 4 {
+            return Variant { kind: Kind::Reg, wg, threads: t, chunks: chunks.div_ceil(t as u64) as u32, mode: 0 };
+        }
+        t *= 2;
+    }
+    if chunks.div_ceil(wg as u64) <= 8 {
+        return Variant { kind: Kind::Reg, wg, threads: wg, chunks: chunks.div_ceil(wg as u64) as u32, mode: 0 };
+    }
+    if big >= 512 && chunks.div_ceil(512) <= 16 {
+        return Variant { kind: Kind::Reg, wg: 512, threads: 512, chunks: chunks.div_ceil(512) as u32, mode: 0 };
+    }
+    Variant { kind: Kind::Online, wg: big, threads: big, chunks: 1, mode: 0 }
+}
+
+/// Workgroups a row kernel needs for `rows` rows.
+pub(crate) fn row_groups(rows: usize, v: &Variant) -> u64 {
+    (rows as u64).div_ceil((v.wg / v.threads.max(1)).max(1) as u64)
+}
+
+/// Checks a row-wise op's input against the device: element count, binding size, row length.
+pub(crate) fn check_rows(ctx: &crate::Context, x: &crate::Tensor, op: &'static str) -> crate::Result<()> {
+    let len = x.len() as u64;
+    if len > u32::MAX as u64 / 2 {
+        return Err(crate::Error::TooLarge { op, what: "element count", got: len, limit: u32::MAX as u64 / 2 });
+    }
+    ctx.check_buffer_size(crate::tensor::padded_bytes(x.len(), x.dtype()), op)
+}
+
+pub(crate) fn groups_u32(groups: u64, op: &'static str) -> crate::Result<u32> {
+    u32::try_from(groups).map_err(|_| crate::Error::TooLarge { op, what: "workgroup count", got: groups, limit: u32::MAX as u64 })
+}

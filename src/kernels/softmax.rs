@@ -1,0 +1,105 @@
+//! Fused softmax over the last dimension, and its CPU reference.
+//!
+//! One dispatch, numerically stable (the row max is subtracted), f32 accumulation for f16.
+//! Special values behave as in `torch.softmax`: a row holding NaN or +inf gives NaN everywhere
+//! in that row; a row of only -inf gives NaN; -inf elements of other rows give 0; huge finite
+//! magnitudes are safe (the max is subtracted before `exp`).
+
+use ndarray::{ArrayD, ArrayViewD, Axis};
+
+use crate::context::{Binding, Context, Dispatch};
+use crate::error::{Error, Result};
+use crate::kernels::{row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "softmax";
+
+/// Arguments of [`encode`]: `y = softmax(x)` over the last dimension.
+pub struct Args<'a> {
+    /// Input.
+    pub x: &'a Tensor,
+    /// Output, same shape and dtype as `x`.
+    pub y: &'a Tensor,
+    /// Variant to run; `None` picks by shape.
+    pub variant: Option<Variant>,
+}
+
+/// Checks the arguments and builds the dispatch of the fused kernel.
+fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
+    for t in [a.x, a.y] {
+        ctx.check_same(t, OP)?;
+    }
+    if a.y.shape() != a.x.shape() {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("{:?}", a.x.shape()), got: a.y.shape().to_vec() });
+    }
+    if a.y.dtype() != a.x.dtype() {
+        return Err(Error::DTypeMismatch { op: OP, expected: a.x.dtype(), got: a.y.dtype() });
+    }
+    crate::kernels::check_rows(ctx, a.x, OP)?;
+    let n = a.x.last_dim();
+    let variant = a.variant.unwrap_or_else(|| row_variant(n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
+    let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
+    Ok((key, params, row_groups(a.x.rows(), &variant)))
+}
+
+fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+    let d = a.x.dtype();
+    let mut b = vec![a.x.binding(slot(d, 0), false), a.y.binding(slot(d, 1), true)];
+    if d == DType::F16 {
+        b.push(a.y.binding(slot(d, 2), true));
+    }
+    b
+}
+
+/// Records the fused softmax into the caller's compute pass (never submits or waits).
+pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
+    let (key, params, groups) = plan(ctx, a)?;
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
+}
+
+/// The variant [`Context::softmax`] picks for `x`.
+pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
+    row_variant(x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
+}
+
+impl Context {
+    /// Softmax over the last dimension, fused into one dispatch.
+    ///
+    /// ```no_run
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let y = ctx.softmax(&x)?.to_vec::<f32>()?;
+    /// assert!((y[0] + y[1] - 1.0).abs() < 1e-6);
+    /// # Ok(()) }
+    /// ```
+    pub fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_same(x, OP)?;
+        let y = self.output(x.shape(), x.dtype(), OP)?;
+        self.softmax_into(x, &y, None)?;
+        Ok(y)
+    }
+
+    /// Softmax into an existing output (optionally forcing a variant).
+    pub fn softmax_into(&self, x: &Tensor, y: &Tensor, variant: Option<Variant>) -> Result<()> {
+        let a = Args { x, y, variant };
+        let (key, params, groups) = plan(self, &a)?;
+        self.record(&Dispatch { key, bindings: &bindings(&a), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
+    }
+}
+
+/// CPU reference: softmax over the last axis with f64 accumulation, max subtracted first.
+/// Special values follow `torch.softmax` (see the module docs).
+pub fn reference(x: ArrayViewD<'_, f64>) -> ArrayD<f64> {
+    let mut y = x.to_owned();
+    let last = Axis(x.ndim().saturating_sub(1));
+    for mut row in y.lanes_mut(last) {
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) });
+        row.mapv_inplace(|v| (v - m).exp());
+        let s: f64 = row.sum();
+        row.mapv_inplace(|v| v / s);
+    }
+    y
+}
+

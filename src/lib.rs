@@ -1,0 +1,47 @@
+//! # wgfuse
+//!
+//! Fused GPU kernels for transformer inference — softmax, RMSNorm (with fused residual add)
+//! and LoRA — written in WGSL and run through [`wgpu`] on Vulkan, Metal, DX12 or GL.
+//!
+//! ```no_run
+//! # fn main() -> wgfuse::Result<()> {
+//! let ctx = wgfuse::Context::new()?;                 // best adapter; WGFUSE_ADAPTER overrides
+//! let x = ctx.tensor(&vec![0.5f32; 4 * 1000], &[4, 1000])?;
+//! let y = ctx.softmax(&x)?;                          // recorded, not yet submitted
+//! let host: Vec<f32> = y.to_vec()?;                  // submits, waits, reads back
+//! assert_eq!(host.len(), 4000);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Two layers
+//! - **Simple:** methods on [`Context`] (`ctx.softmax(&x)`) return new tensors. They are
+//!   recorded lazily into one pending compute pass, which is submitted when data is read
+//!   ([`Tensor::to_vec`]), on [`Context::sync`] / [`Context::flush`], or once
+//!   [`ContextOptions::max_pending_ops`] ops wait. Outputs come from a buffer pool that reuses
+//!   freed buffers of the same size class.
+//! - **Low level:** `kernels::<op>::encode(&ctx, &mut pass, &args)` records into a compute
+//!   pass of the caller's own encoder and never submits or waits.
+//!
+//! ## Dtypes
+//! `f32` and `f16` (`half::f16`) tensors; kernels accumulate in f32. f16 tensors need the
+//! device feature `SHADER_F16`.
+//!
+//! ## Backends
+//! [`Backend::Wgsl`] runs the portable kernels everywhere; [`Backend::Native`] runs
+//! hand-written MSL (feature `msl`, on Metal) or SPIR-V (feature `spirv`, on Vulkan).
+
+pub mod context;
+pub mod error;
+pub mod kernels;
+pub mod shaders;
+pub mod tensor;
+pub mod timing;
+
+pub use context::{Backend, Context, ContextOptions, Info};
+pub use error::{Error, Result};
+pub use tensor::{DType, Element, Tensor};
+
+/// CPU references of every op: f64 accumulation, numerically safe.
+pub mod reference {
+    pub use crate::kernels::softmax::reference as softmax;
+}

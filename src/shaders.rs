@@ -1,0 +1,103 @@
+//! Every shader source, embedded at compile time, and the enum that names them.
+
+use crate::context::{Backend, Info};
+use crate::error::{Error, Result};
+
+/// One shader file (one per op family), in every language it exists in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// `softmax.*`: fused softmax.
+    Softmax,
+    /// `rms_norm.*`: RMSNorm and residual-add + RMSNorm.
+    RmsNorm,
+    /// `lora.*`: LoRA apply, in-place add and merge.
+    Lora,
+    /// `unfused.*`: the elementary kernels of the unfused baselines.
+    Unfused,
+    /// `copy.*`: the copy kernel that sets the bandwidth bound.
+    Copy,
+}
+
+/// Every shader, for tests that load them all.
+pub const ALL_SHADERS: [Shader; 5] = [Shader::Softmax, Shader::RmsNorm, Shader::Lora, Shader::Unfused, Shader::Copy];
+
+/// A shading language a module can be made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// Portable WGSL, compiled by naga for any backend.
+    Wgsl,
+    /// Metal Shading Language, passed through on Metal.
+    Msl,
+    /// SPIR-V compiled from our GLSL, passed through on Vulkan.
+    SpirV,
+}
+
+impl Shader {
+    /// The file stem, shared by every language.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Softmax => "softmax",
+            Shader::RmsNorm => "rms_norm",
+            Shader::Lora => "lora",
+            Shader::Unfused => "unfused",
+            Shader::Copy => "copy",
+        }
+    }
+
+    /// The WGSL source.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            Shader::Softmax => include_str!("../shaders/wgsl/softmax.wgsl"),
+            Shader::RmsNorm => include_str!("../shaders/wgsl/rms_norm.wgsl"),
+            Shader::Lora => include_str!("../shaders/wgsl/lora.wgsl"),
+            Shader::Unfused => include_str!("../shaders/wgsl/unfused.wgsl"),
+            Shader::Copy => include_str!("../shaders/wgsl/copy.wgsl"),
+        }
+    }
+}
+
+/// The language the kernels of `backend` are written in on this adapter, or why none can run.
+pub(crate) fn language(info: &Info, backend: Backend) -> Result<Language> {
+    match backend {
+        Backend::Wgsl => Ok(Language::Wgsl),
+        Backend::Native => native_language(info),
+    }
+}
+
+/// The native language for this adapter, or a typed error that says what would work.
+pub(crate) fn native_language(info: &Info) -> Result<Language> {
+    let api = info.adapter.backend;
+    let requested = format!("Native on {api:?}");
+    let unavailable = |why: String| Err(Error::BackendUnavailable { requested: requested.clone(), why });
+    if !info.features.contains(wgpu::Features::PASSTHROUGH_SHADERS) {
+        return unavailable(format!("the device lacks PASSTHROUGH_SHADERS; use Backend::Wgsl on {}", info.adapter.name));
+    }
+    match api {
+        wgpu::Backend::Vulkan if cfg!(feature = "spirv") => Ok(Language::SpirV),
+        wgpu::Backend::Vulkan => unavailable("this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl".into()),
+        wgpu::Backend::Metal if cfg!(feature = "msl") => Ok(Language::Msl),
+        wgpu::Backend::Metal => unavailable("this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl".into()),
+        other => unavailable(format!("no native kernels exist for {other:?}: native kernels are MSL on Metal and SPIR-V on Vulkan; use Backend::Wgsl")),
+    }
+}
+
+/// Creates the module of `shader` in `lang`.
+pub(crate) fn create_module(device: &wgpu::Device, shader: Shader, lang: Language, checks: bool) -> Result<wgpu::ShaderModule> {
+    match lang {
+        Language::Wgsl => {
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.wgsl().into()),
+            };
+            let checks = if checks { wgpu::ShaderRuntimeChecks::checked() } else { wgpu::ShaderRuntimeChecks::unchecked() };
+            // SAFETY: every kernel's sizes (rows, row length, chunk counts, binding sizes) are
+            // validated on the host before dispatch, and bindings are padded to whole chunks, so
+            // the shaders never index out of bounds; `shader_checks: true` restores the checks.
+            Ok(unsafe { device.create_shader_module_trusted(desc, checks) })
+        }
+        Language::Msl | Language::SpirV => Err(Error::BackendUnavailable {
+            requested: format!("{lang:?}"),
+            why: "native kernels are not part of this build".into(),
+        }),
+    }
+}

@@ -1,0 +1,88 @@
+//! Shared test harness: contexts, random inputs, and `assert_close`.
+#![allow(dead_code)]
+
+use half::f16;
+use rand::{Rng, SeedableRng};
+use wgfuse::{Context, ContextOptions, DType, Tensor};
+
+/// A Context on the best adapter, with outputs poisoned. Panics (fails the test) when no
+/// adapter exists: a kernel test that silently skips proves nothing.
+pub fn ctx(shader_checks: bool) -> Context {
+    let opts = ContextOptions { shader_checks, poison_outputs: true, ..ContextOptions::default() };
+    match Context::with_options(opts) {
+        Ok(c) => c,
+        Err(e) => panic!("no GPU adapter for the kernel tests ({e}); install a Vulkan driver (lavapipe: mesa-vulkan-drivers)"),
+    }
+}
+
+/// Both shader-check settings, as the suite runs every kernel both ways.
+pub fn contexts() -> Vec<(bool, Context)> {
+    vec![(false, ctx(false)), (true, ctx(true))]
+}
+
+/// A fresh seeded generator; the seed is printed so that a failure can be replayed.
+pub fn rng(what: &str) -> rand::rngs::StdRng {
+    let seed: u64 = std::env::var("WGFUSE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::thread_rng().gen());
+    eprintln!("{what}: seed {seed}");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// `len` values uniform in `[-scale, scale]`.
+pub fn random(rng: &mut impl Rng, len: usize, scale: f64) -> Vec<f64> {
+    (0..len).map(|_| rng.gen_range(-scale..=scale)).collect()
+}
+
+/// Uploads `data` as `dtype`; returns the tensor and the values as the GPU sees them (f16
+/// rounding applied) for the reference.
+pub fn upload(ctx: &Context, data: &[f64], shape: &[usize], dtype: DType) -> (Tensor, Vec<f64>) {
+    match dtype {
+        DType::F32 => {
+            let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+            (ctx.tensor(&v, shape).expect("upload"), v.iter().map(|&x| x as f64).collect())
+        }
+        DType::F16 => {
+            let v: Vec<f16> = data.iter().map(|&x| f16::from_f64(x)).collect();
+            (ctx.tensor(&v, shape).expect("upload"), v.iter().map(|x| x.to_f64()).collect())
+        }
+    }
+}
+
+pub fn download(t: &Tensor) -> Vec<f64> {
+    t.to_vec_f32().expect("download").into_iter().map(f64::from).collect()
+}
+
+/// Fails with the count of bad elements, the worst one and where it is. NaN matches only NaN;
+/// infinities must match exactly.
+pub fn assert_close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut bad = 0usize;
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() || g.is_nan() {
+            w.is_nan() && g.is_nan()
+        } else if w.is_infinite() || g.is_infinite() {
+            g == w
+        } else {
+            (g - w).abs() <= atol + rtol * w.abs()
+        };
+        if !ok {
+            bad += 1;
+            let err = if (g - w).is_nan() { f64::INFINITY } else { (g - w).abs() };
+            if err >= worst.1 {
+                worst = (i, err);
+            }
+        }
+    }
+    if bad > 0 {
+        let i = worst.0;
+        panic!("{what}: {bad} of {} elements off (atol {atol}, rtol {rtol}); worst at {i}: got {}, want {}", got.len(), got[i], want[i]);
+    }
+}
+
+/// Tolerances per dtype for normalised outputs (values in [0, 1] or O(1)).
+pub fn tol(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::F32 => (1e-6, 1e-4),
+        DType::F16 => (2e-3, 1e-2),
+    }
+}
