@@ -44,11 +44,11 @@ impl Shader {
         }
     }
 
-    /// The WGSL source.
+    /// The WGSL source (the row kernels get `rows.wgsl`, their shared row machinery, first).
     pub fn wgsl(self) -> &'static str {
         match self {
-            Shader::Softmax => include_str!("../shaders/wgsl/softmax.wgsl"),
-            Shader::RmsNorm => include_str!("../shaders/wgsl/rms_norm.wgsl"),
+            Shader::Softmax => concat!(include_str!("../shaders/wgsl/rows.wgsl"), include_str!("../shaders/wgsl/softmax.wgsl")),
+            Shader::RmsNorm => concat!(include_str!("../shaders/wgsl/rows.wgsl"), include_str!("../shaders/wgsl/rms_norm.wgsl")),
             Shader::Lora => include_str!("../shaders/wgsl/lora.wgsl"),
             Shader::Unfused => include_str!("../shaders/wgsl/unfused.wgsl"),
             Shader::Copy => include_str!("../shaders/wgsl/copy.wgsl"),

@@ -1,0 +1,280 @@
+// RMSNorm over the last dimension: y = x / sqrt(mean(x^2) + eps) * w, and the fused residual
+// step of Llama-style blocks: h = x + r, y = rmsnorm(h) * w, writing both h and y.
+//
+// Bindings (f32): 0 x, 1 w (row-length weight), 2 r (residual), 3 y, 4 h: array<vec4<f32>>.
+// Bindings (f16): 8 x, 9 w, 10 r, 11 y, 12 h: array<vec2<u32>> (4 halves each); 13 and 14 are
+//   y and h again as words, for the atomic writes of the words two rows share (odd lengths).
+// Every entry point refers to both sets (the helpers branch on the dtype), so all slots are
+// bound: the other dtype's slots alias the same buffers, and unused inputs (no weight, no
+// residual) alias x, unused outputs y. Immediates: rows, n, eps (f32 bits).
+// MODE bit 0: multiply by w.
+//
+// Work split: rows.wgsl. `*_reg` holds the row in registers (one read of each input, one write
+// of each output); `*_online` loops twice over the row (the second loop rereads x, or for
+// add_rms_norm the h it wrote itself).
+
+struct Params {
+    rows: u32,
+    n: u32,
+    eps: f32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+    _p3: u32,
+    _p4: u32,
+}
+
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> x32: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w32: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> r32: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y32: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> h32: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> x16: array<vec2<u32>>;
+@group(0) @binding(9) var<storage, read> w16: array<vec2<u32>>;
+@group(0) @binding(10) var<storage, read> r16: array<vec2<u32>>;
+@group(0) @binding(11) var<storage, read_write> y16: array<vec2<u32>>;
+@group(0) @binding(12) var<storage, read_write> h16: array<vec2<u32>>;
+@group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read_write> h16w: array<atomic<u32>>;
+
+fn unpack4(w: vec2<u32>) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+fn pack4(v: vec4<f32>) -> vec2<u32> {
+    return vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+}
+
+// Merges the halves of `bits` selected by in0/in1 into word `w` of y (which = 0) or h (1).
+fn store16_word(which: u32, w: u32, bits: u32, in0: bool, in1: bool) {
+    if (!in0 && !in1) {
+        return;
+    }
+    var keep = 0u;
+    if (!in0) {
+        keep = 0x0000ffffu;
+    }
+    if (!in1) {
+        keep = 0xffff0000u;
+    }
+    if (which == 0u) {
+        if (keep == 0u) {
+            atomicStore(&y16w[w], bits);
+        } else {
+            atomicAnd(&y16w[w], keep);
+            atomicOr(&y16w[w], bits & ~keep);
+        }
+    } else {
+        if (keep == 0u) {
+            atomicStore(&h16w[w], bits);
+        } else {
+            atomicAnd(&h16w[w], keep);
+            atomicOr(&h16w[w], bits & ~keep);
+        }
+    }
+}
+
+fn store(f16: bool, which: u32, c: u32, v: vec4<f32>, mask: vec4<bool>) {
+    if (f16) {
+        let b = pack4(v);
+        if (all(mask)) {
+            if (which == 0u) {
+                y16[c] = b;
+            } else {
+                h16[c] = b;
+            }
+        } else {
+            store16_word(which, 2u * c, b.x, mask.x, mask.y);
+            store16_word(which, 2u * c + 1u, b.y, mask.z, mask.w);
+        }
+        return;
+    }
+    if (all(mask)) {
+        if (which == 0u) {
+            y32[c] = v;
+        } else {
+            h32[c] = v;
+        }
+        return;
+    }
+    for (var k = 0u; k < 4u; k++) {
+        if (mask[k]) {
+            if (which == 0u) {
+                y32[c][k] = v[k];
+            } else {
+                h32[c][k] = v[k];
+            }
+        }
+    }
+}
+
+fn load_x(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
+        return unpack4(x16[c]);
+    }
+    return x32[c];
+}
+
+fn load_r(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
+        return unpack4(r16[c]);
+    }
+    return r32[c];
+}
+
+fn load_h(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
+        return unpack4(h16[c]);
+    }
+    return h32[c];
+}
+
+fn weight1(f16: bool, j: u32) -> f32 {
+    if (f16) {
+        return unpack2x16float(w16[j >> 2u][(j >> 1u) & 1u])[j & 1u];
+    }
+    return w32[j >> 2u][j & 3u];
+}
+
+// The weights of the lanes of chunk c (1 where masked out or when there is no weight).
+fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
+    if ((MODE & 1u) == 0u) {
+        return vec4<f32>(1.0);
+    }
+    if (p.n % 4u == 0u) {
+        // Rows start 4-aligned: chunk c of the row is chunk c - c0 of the weight.
+        let j = c - row.c0;
+        if (f16) {
+            return unpack4(w16[j]);
+        }
+        return w32[j];
+    }
+    var w = vec4<f32>(1.0);
+    for (var k = 0u; k < 4u; k++) {
+        if (mask[k]) {
+            w[k] = weight1(f16, 4u * c + k - row.start);
+        }
+    }
+    return w;
+}
+
+// h as stored: y is the norm of the h the caller gets back, rounded to f16 for f16.
+fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
+    if (f16) {
+        return unpack4(pack4(a));
+    }
+    return a;
+}
+
+fn sumsq(v: vec4<f32>, mask: vec4<bool>) -> f32 {
+    let u = select(vec4<f32>(0.0), v, mask);
+    return dot(u, u);
+}
+
+// The register variant; `add` selects add_rms_norm (h = x + r written too).
+fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
+    var v: array<vec4<f32>, KMAX>;
+    var ss = 0.0;
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            var a = load_x(f16, c);
+            let mask = lane_mask(c, row);
+            if (add) {
+                a = round_sum(f16, a + load_r(f16, c));
+                store(f16, 1u, c, a, mask);
+            }
+            v[i] = a;
+            ss += sumsq(a, mask);
+        }
+    }
+    let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            let mask = lane_mask(c, row);
+            store(f16, 0u, c, v[i] * inv * weights(f16, c, row, mask), mask);
+        }
+    }
+}
+
+fn rms_online(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
+    var ss = 0.0;
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        var a = load_x(f16, c);
+        let mask = lane_mask(c, row);
+        if (add) {
+            a = round_sum(f16, a + load_r(f16, c));
+            store(f16, 1u, c, a, mask);
+        }
+        ss += sumsq(a, mask);
+    }
+    let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
+    for (var c = row.c0 + row.tid; c < row.c1; c += T) {
+        let mask = lane_mask(c, row);
+        var a: vec4<f32>;
+        if (add) {
+            // This thread wrote chunk c of h above.
+            a = load_h(f16, c);
+        } else {
+            a = load_x(f16, c);
+        }
+        store(f16, 0u, c, a * inv * weights(f16, c, row, mask), mask);
+    }
+}
+
+fn skip(wid: vec3<u32>, nwg: vec3<u32>) -> bool {
+    return (wid.x + wid.y * nwg.x) * (WG / T) >= p.rows;
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_f32_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_reg(false, false, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_f16_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_reg(true, false, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_f32_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_online(false, false, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_f16_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_online(true, false, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn add_rms_norm_f32_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_reg(false, true, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn add_rms_norm_f16_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_reg(true, true, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn add_rms_norm_f32_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_online(false, true, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn add_rms_norm_f16_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    if (skip(wid, nwg)) { return; }
+    rms_online(true, true, wid, nwg, lid, sg);
+}

@@ -16,13 +16,6 @@
 // Reductions: butterfly shuffles inside a subgroup, then shared memory across the subgroups
 // of a row; correct for any subgroup size that divides WG (or for T < subgroup size).
 
-override WG: u32 = 256u;
-override T: u32 = 256u;
-override K: u32 = 4u;
-override MODE: u32 = 0u; // unused here; every kernel takes the same constants
-
-const KMAX: u32 = 16u;
-
 struct Params {
     rows: u32,
     n: u32,
@@ -41,96 +34,6 @@ var<immediate> p: Params;
 @group(0) @binding(8) var<storage, read> x16: array<vec2<u32>>;
 @group(0) @binding(9) var<storage, read_write> y16: array<vec2<u32>>;
 @group(0) @binding(10) var<storage, read_write> y16w: array<atomic<u32>>;
-
-var<workgroup> red: array<f32, 256>;
-var<workgroup> red2: array<f32, 256>;
-
-
-fn neg_inf() -> f32 {
-    return bitcast<f32>(0xff800000u);
-}
-
-// One row as seen by one thread.
-struct Row {
-    start: u32, // first element (absolute)
-    end: u32,   // one past the last element
-    c0: u32,    // first chunk
-    c1: u32,    // one past the last chunk
-    tid: u32,   // thread index within the row
-    valid: bool,
-}
-
-fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Row {
-    let g = wid.x + wid.y * nwg.x;
-    let r = g * (WG / T) + lid / T;
-    var row: Row;
-    row.tid = lid % T;
-    row.valid = r < p.rows;
-    if (row.valid) {
-        row.start = r * p.n;
-        row.end = row.start + p.n;
-        row.c0 = row.start / 4u;
-        row.c1 = (row.end + 3u) / 4u;
-    } else {
-        row.start = 0u;
-        row.end = 0u;
-        row.c0 = 0u;
-        row.c1 = 0u;
-    }
-    return row;
-}
-
-// Lanes of chunk c that lie inside the row.
-fn lane_mask(c: u32, row: Row) -> vec4<bool> {
-    let e = vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u);
-    return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
-}
-
-fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
-    var x = v;
-    let w = min(T, sg);
-    for (var off = 1u; off < w; off = off << 1u) {
-        x = max(x, subgroupShuffleXor(x, off));
-    }
-    if (T <= sg) {
-        return x;
-    }
-    workgroupBarrier();
-    if (lid % sg == 0u) {
-        red[lid / sg] = x;
-    }
-    workgroupBarrier();
-    let per = T / sg;
-    let first = (lid / T) * per;
-    var m = red[first];
-    for (var i = 1u; i < per; i++) {
-        m = max(m, red[first + i]);
-    }
-    return m;
-}
-
-fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
-    var x = v;
-    let w = min(T, sg);
-    for (var off = 1u; off < w; off = off << 1u) {
-        x += subgroupShuffleXor(x, off);
-    }
-    if (T <= sg) {
-        return x;
-    }
-    workgroupBarrier();
-    if (lid % sg == 0u) {
-        red[lid / sg] = x;
-    }
-    workgroupBarrier();
-    let per = T / sg;
-    let first = (lid / T) * per;
-    var s = 0.0;
-    for (var i = 0u; i < per; i++) {
-        s += red[first + i];
-    }
-    return s;
-}
 
 // Combines per-thread (max, sum) pairs of a row: sum rescaled to the row max.
 fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
@@ -270,7 +173,7 @@ fn softmax_f32_reg(
     if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
         return;
     }
-    let row = row_of(wid, nwg, lid);
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
@@ -297,7 +200,7 @@ fn softmax_f16_reg(
     if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
         return;
     }
-    let row = row_of(wid, nwg, lid);
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
@@ -337,7 +240,7 @@ fn softmax_f32_online(
     if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
         return;
     }
-    let row = row_of(wid, nwg, lid);
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
     var ms = vec2<f32>(neg_inf(), 0.0);
     for (var c = row.c0 + row.tid; c < row.c1; c += T) {
         ms = online_step(ms, load32(c), lane_mask(c, row));
@@ -359,7 +262,7 @@ fn softmax_f16_online(
     if ((wid.x + wid.y * nwg.x) * (WG / T) >= p.rows) {
         return;
     }
-    let row = row_of(wid, nwg, lid);
+    let row = row_of(wid, nwg, lid, p.rows, p.n);
     var ms = vec2<f32>(neg_inf(), 0.0);
     for (var c = row.c0 + row.tid; c < row.c1; c += T) {
         ms = online_step(ms, load16(c), lane_mask(c, row));

@@ -1,1 +1,152 @@
-//! rms_norm (in progress)
+//! RMSNorm and residual-add + RMSNorm over the last dimension, and their CPU references.
+//!
+//! `y = x / sqrt(mean(x²) + eps) · w`; `add_rms_norm` computes `h = x + residual` and
+//! `y = rmsnorm(h) · w` in one pass and returns both (the residual stream of a Llama block).
+//! One dispatch each, f32 accumulation for f16; for f16, `y` is the norm of `h` as rounded
+//! to f16 (what the caller gets back in `h`).
+
+use ndarray::{ArrayD, ArrayViewD, Axis};
+
+use crate::context::{Binding, Context, Dispatch};
+use crate::error::{Error, Result};
+use crate::kernels::{groups_u32, row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::tensor::Tensor;
+
+const OP: &str = "rms_norm";
+const OP_ADD: &str = "add_rms_norm";
+
+/// Arguments of [`encode`].
+pub struct Args<'a> {
+    /// Input `[.., n]`.
+    pub x: &'a Tensor,
+    /// Residual to add first (`add_rms_norm`), same shape as `x`.
+    pub residual: Option<&'a Tensor>,
+    /// Weight `[n]`.
+    pub weight: Option<&'a Tensor>,
+    /// Output `y`, same shape as `x`.
+    pub y: &'a Tensor,
+    /// Output `h = x + residual` (required with `residual`).
+    pub h: Option<&'a Tensor>,
+    /// Added to the mean square.
+    pub eps: f32,
+    /// Variant to run; `None` picks by shape.
+    pub variant: Option<Variant>,
+}
+
+fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
+    let op = if a.residual.is_some() { OP_ADD } else { OP };
+    let n = a.x.last_dim();
+    let same = [Some(a.x), a.residual, Some(a.y), a.h];
+    for t in same.iter().flatten().chain(a.weight.iter()) {
+        ctx.check_same(t, op)?;
+        if t.dtype() != a.x.dtype() {
+            return Err(Error::DTypeMismatch { op, expected: a.x.dtype(), got: t.dtype() });
+        }
+    }
+    for t in same.iter().flatten() {
+        if t.shape() != a.x.shape() {
+            return Err(Error::ShapeMismatch { op, expected: format!("{:?}", a.x.shape()), got: t.shape().to_vec() });
+        }
+    }
+    if let Some(w) = a.weight {
+        if w.shape() != [n] {
+            return Err(Error::ShapeMismatch { op, expected: format!("[{n}] (weight)"), got: w.shape().to_vec() });
+        }
+    }
+    if a.residual.is_some() != a.h.is_some() {
+        return Err(Error::InvalidArgument { op, what: "residual and h go together".into() });
+    }
+    if !(a.eps.is_finite() && a.eps >= 0.0) {
+        return Err(Error::InvalidArgument { op, what: format!("eps must be finite and >= 0, got {}", a.eps) });
+    }
+    crate::kernels::check_rows(ctx, a.x, op)?;
+    let mut variant = a.variant.unwrap_or_else(|| row_variant(n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    variant.mode = u32::from(a.weight.is_some());
+    let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
+    let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
+    let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
+    Ok((key, params, row_groups(a.x.rows(), &variant)))
+}
+
+fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+    let w = a.weight.unwrap_or(a.x);
+    let r = a.residual.unwrap_or(a.x);
+    let h = a.h.unwrap_or(a.y);
+    let mut b = Vec::with_capacity(14);
+    // Both dtypes' slots: the helpers of every entry point refer to both sets.
+    for d in [crate::DType::F32, crate::DType::F16] {
+        b.push(a.x.binding(slot(d, 0), false));
+        b.push(w.binding(slot(d, 1), false));
+        b.push(r.binding(slot(d, 2), false));
+        b.push(a.y.binding(slot(d, 3), true));
+        b.push(h.binding(slot(d, 4), true));
+    }
+    b.push(a.y.binding(13, true));
+    b.push(h.binding(14, true));
+    b
+}
+
+/// Records RMSNorm (or add + RMSNorm when `residual` is given) into the caller's pass.
+pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
+    let (key, params, groups) = plan(ctx, a)?;
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+}
+
+fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
+    let (key, params, groups) = plan(ctx, a)?;
+    ctx.record(&Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+}
+
+impl Context {
+    /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight`.
+    ///
+    /// ```no_run
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[3.0f32, 4.0], &[1, 2])?;
+    /// let y = ctx.rms_norm(&x, None, 0.0)?.to_vec::<f32>()?;
+    /// assert!((y[0] - 3.0 / 12.5f32.sqrt()).abs() < 1e-5);
+    /// # Ok(()) }
+    /// ```
+    pub fn rms_norm(&self, x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+        self.check_same(x, OP)?;
+        let y = self.output(x.shape(), x.dtype(), OP)?;
+        record(self, &Args { x, residual: None, weight, y: &y, h: None, eps, variant: None })?;
+        Ok(y)
+    }
+
+    /// `h = x + residual; y = rms_norm(h) · weight` in one pass; returns `(y, h)`.
+    pub fn add_rms_norm(&self, x: &Tensor, residual: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor, Tensor)> {
+        self.check_same(x, OP_ADD)?;
+        let y = self.output(x.shape(), x.dtype(), OP_ADD)?;
+        let h = self.output(x.shape(), x.dtype(), OP_ADD)?;
+        record(self, &Args { x, residual: Some(residual), weight, y: &y, h: Some(&h), eps, variant: None })?;
+        Ok((y, h))
+    }
+
+    /// The fully general form: explicit outputs and variant.
+    pub fn rms_norm_with(&self, args: &Args<'_>) -> Result<()> {
+        record(self, args)
+    }
+}
+
+/// CPU reference of RMSNorm: f64 accumulation, `weight` of the last axis' length.
+pub fn reference(x: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> ArrayD<f64> {
+    let mut y = x.to_owned();
+    let last = Axis(x.ndim().saturating_sub(1));
+    for mut row in y.lanes_mut(last) {
+        let n = row.len() as f64;
+        let ms = row.iter().map(|v| v * v).sum::<f64>() / n;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for (j, v) in row.iter_mut().enumerate() {
+            *v *= inv * weight.map_or(1.0, |w| w[j]);
+        }
+    }
+    y
+}
+
+/// CPU reference of add + RMSNorm: returns `(y, h)`.
+pub fn reference_add(x: ArrayViewD<'_, f64>, residual: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> (ArrayD<f64>, ArrayD<f64>) {
+    let h = &x + &residual;
+    (reference(h.view(), weight, eps), h)
+}

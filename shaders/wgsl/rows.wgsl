@@ -1,0 +1,104 @@
+// Row machinery shared by the row-wise kernels (softmax, RMSNorm); prepended to their files.
+//
+// A workgroup of WG threads takes WG / T consecutive rows; T consecutive threads share a row.
+// A row is covered by 4-element chunks aligned to the buffer, so every load is a whole vec4 even
+// when rows are not 4-aligned; lanes outside the row are masked. Thread t of a row takes chunks
+// t, t + T, t + 2T, ... Reductions: butterfly shuffles inside a subgroup, then shared memory
+// across the subgroups of a row; correct for any power-of-two subgroup size.
+
+override WG: u32 = 256u;
+override T: u32 = 256u;
+override K: u32 = 4u;
+override MODE: u32 = 0u; // op-specific (RMSNorm: bit 0 = has weight); every kernel takes the same constants
+
+const KMAX: u32 = 16u;
+
+var<workgroup> red: array<f32, 256>;
+var<workgroup> red2: array<f32, 256>;
+
+
+fn neg_inf() -> f32 {
+    return bitcast<f32>(0xff800000u);
+}
+
+// One row as seen by one thread.
+struct Row {
+    start: u32, // first element (absolute)
+    end: u32,   // one past the last element
+    c0: u32,    // first chunk
+    c1: u32,    // one past the last chunk
+    tid: u32,   // thread index within the row
+    valid: bool,
+}
+
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, rows: u32, n: u32) -> Row {
+    let g = wid.x + wid.y * nwg.x;
+    let r = g * (WG / T) + lid / T;
+    var row: Row;
+    row.tid = lid % T;
+    row.valid = r < rows;
+    if (row.valid) {
+        row.start = r * n;
+        row.end = row.start + p.n;
+        row.c0 = row.start / 4u;
+        row.c1 = (row.end + 3u) / 4u;
+    } else {
+        row.start = 0u;
+        row.end = 0u;
+        row.c0 = 0u;
+        row.c1 = 0u;
+    }
+    return row;
+}
+
+// Lanes of chunk c that lie inside the row.
+fn lane_mask(c: u32, row: Row) -> vec4<bool> {
+    let e = vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u);
+    return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
+}
+
+fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
+    var x = v;
+    let w = min(T, sg);
+    for (var off = 1u; off < w; off = off << 1u) {
+        x = max(x, subgroupShuffleXor(x, off));
+    }
+    if (T <= sg) {
+        return x;
+    }
+    workgroupBarrier();
+    if (lid % sg == 0u) {
+        red[lid / sg] = x;
+    }
+    workgroupBarrier();
+    let per = T / sg;
+    let first = (lid / T) * per;
+    var m = red[first];
+    for (var i = 1u; i < per; i++) {
+        m = max(m, red[first + i]);
+    }
+    return m;
+}
+
+fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
+    var x = v;
+    let w = min(T, sg);
+    for (var off = 1u; off < w; off = off << 1u) {
+        x += subgroupShuffleXor(x, off);
+    }
+    if (T <= sg) {
+        return x;
+    }
+    workgroupBarrier();
+    if (lid % sg == 0u) {
+        red[lid / sg] = x;
+    }
+    workgroupBarrier();
+    let per = T / sg;
+    let first = (lid / T) * per;
+    var s = 0.0;
+    for (var i = 0u; i < per; i++) {
+        s += red[first + i];
+    }
+    return s;
+}

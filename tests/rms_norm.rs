@@ -1,0 +1,76 @@
+//! RMSNorm and add + RMSNorm vs the f64 reference: awkward sizes, both dtypes, with and
+//! without weight, large magnitudes, shader checks on and off.
+
+mod common;
+
+use common::*;
+use ndarray::ArrayD;
+use wgfuse::DType;
+
+const SIZES: [usize; 14] = [1, 3, 31, 32, 33, 255, 256, 257, 1000, 1023, 1024, 1025, 4097, 50257];
+
+fn round(v: &[f64], dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::F32 => v.iter().map(|&x| x as f32 as f64).collect(),
+        DType::F16 => v.iter().map(|&x| half::f16::from_f64(x).to_f64()).collect(),
+    }
+}
+
+fn check(ctx: &wgfuse::Context, rows: usize, n: usize, dtype: DType, scale: f64, weighted: bool, add: bool, what: &str) {
+    let mut r = rng(what);
+    let shape = [rows, n];
+    let (x, xs) = upload(ctx, &random(&mut r, rows * n, scale), &shape, dtype);
+    let (w, ws) = upload(ctx, &random(&mut r, n, 2.0), &[n], dtype);
+    let weight = weighted.then_some(&w);
+    let wref = weighted.then_some(ws.as_slice());
+    let eps = 1e-5;
+    let (atol, rtol) = match dtype {
+        DType::F32 => (1e-5, 1e-4),
+        DType::F16 => (4e-3, 1e-2),
+    };
+    if add {
+        let (res, rs) = upload(ctx, &random(&mut r, rows * n, scale), &shape, dtype);
+        let (y, h) = ctx.add_rms_norm(&x, &res, weight, eps).expect("add_rms_norm");
+        let hs: Vec<f64> = xs.iter().zip(&rs).map(|(a, b)| a + b).collect();
+        let hs = round(&hs, dtype);
+        let want_y = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), hs.clone()).unwrap().view(), wref, eps as f64);
+        assert_close(&download(&h), &hs, 0.0, 1e-6, &format!("{what} (h)"));
+        assert_close(&download(&y), want_y.as_slice().unwrap(), atol, rtol, &format!("{what} (y)"));
+    } else {
+        let y = ctx.rms_norm(&x, weight, eps).expect("rms_norm");
+        let want = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), xs).unwrap().view(), wref, eps as f64);
+        assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, what);
+    }
+}
+
+#[test]
+fn rms_norm_sizes() {
+    for (checks, ctx) in contexts() {
+        for dtype in [DType::F32, DType::F16] {
+            for n in SIZES {
+                let rows = if n > 4096 { 3 } else { 5 };
+                let weighted = n % 2 == 1 || n == 256;
+                check(&ctx, rows, n, dtype, 4.0, weighted, false, &format!("rms_norm {dtype:?} {rows}x{n} w={weighted} checks={checks}"));
+                check(&ctx, rows, n, dtype, 4.0, !weighted, true, &format!("add_rms_norm {dtype:?} {rows}x{n} w={} checks={checks}", !weighted));
+            }
+        }
+    }
+}
+
+#[test]
+fn rms_norm_large_magnitudes() {
+    let ctx = ctx(false);
+    // f32 holds 1e15 squared (1e30) comfortably; f16 inputs near its max (6e4) square to 4e9,
+    // which only the f32 accumulation holds.
+    check(&ctx, 4, 1000, DType::F32, 1e15, true, false, "rms_norm f32 huge");
+    check(&ctx, 4, 1000, DType::F16, 6e4, true, false, "rms_norm f16 near max");
+    check(&ctx, 4, 1000, DType::F16, 3e4, false, true, "add_rms_norm f16 near max");
+}
+
+#[test]
+fn rms_norm_many_rows() {
+    let ctx = ctx(false);
+    // More rows than one grid dimension holds, with several rows per workgroup.
+    check(&ctx, 70_000, 3, DType::F32, 2.0, true, false, "rms_norm 70000x3");
+    check(&ctx, 66_000, 33, DType::F16, 2.0, true, true, "add_rms_norm 66000x33");
+}
