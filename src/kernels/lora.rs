@@ -1,1 +1,230 @@
-//! lora (in progress)
+//! LoRA: `y = base + s·(x·A)·B`, the in-place form `y += s·(x·A)·B`, and the merge
+//! `W + s·A·B`, with CPU references.
+//!
+//! One dispatch: each workgroup computes `t = x·A` for a tile of rows into shared memory and
+//! multiplies it by `B` straight away, so `x·A` never goes to device memory. Shapes: x
+//! `[.., in]`, A `[in, r]`, B `[r, out]`, base and y `[.., out]`; rank 1..=128.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::context::{Binding, Context, Dispatch};
+use crate::error::{Error, Result};
+use crate::kernels::{groups_u32, slot, Kind, Op, PipelineKey, Variant};
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "lora";
+/// Largest rank the kernel takes (its shared-memory tile of `x·A` holds 16 × 128 values).
+pub const MAX_RANK: usize = 128;
+const WG: u32 = 256;
+
+/// What a LoRA dispatch computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `y = s·(x·A)·B`.
+    Plain,
+    /// `y = base + s·(x·A)·B`.
+    Base,
+    /// `y += s·(x·A)·B`.
+    InPlace,
+    /// `y = W + s·A·B` (`x` unused; `base` is W).
+    Merge,
+}
+
+/// Arguments of [`encode`].
+pub struct Args<'a> {
+    /// Input `[.., in]` (ignored for [`Mode::Merge`]).
+    pub x: &'a Tensor,
+    /// Down projection `[in, r]`.
+    pub a: &'a Tensor,
+    /// Up projection `[r, out]`.
+    pub b: &'a Tensor,
+    /// `[.., out]`: added to the product (Base), or W (Merge).
+    pub base: Option<&'a Tensor>,
+    /// Output `[.., out]` (read too, for InPlace).
+    pub y: &'a Tensor,
+    /// Scale `s` (alpha / r in PEFT terms).
+    pub scale: f32,
+    /// What to compute.
+    pub mode: Mode,
+    /// Variant to run; `None` picks by shape.
+    pub variant: Option<Variant>,
+}
+
+/// The variant for `rows` rows and `out` columns: tiles of 4 rows (fewer for fewer rows);
+/// when row tiles are few (decoding), columns are split over workgroups so that the whole
+/// GPU works, at the price of each workgroup recomputing its rows of `x·A`.
+pub fn variant(rows: usize, out: usize) -> Variant {
+    let tm = if rows >= 4 { 4 } else { rows.next_power_of_two() as u32 };
+    let tiles = rows.div_ceil(tm as usize);
+    let chunks = out.div_ceil(4) as u32;
+    let per_thread = if tiles >= 256 { chunks.div_ceil(WG) } else { 1 };
+    Variant { kind: Kind::Plain, wg: WG, threads: per_thread.max(1), chunks: tm, mode: 0 }
+}
+
+fn dims(t: &Tensor) -> (usize, usize) {
+    (t.rows(), t.last_dim())
+}
+
+fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
+    let dtype = a.y.dtype();
+    for t in [Some(a.x), Some(a.a), Some(a.b), a.base, Some(a.y)].into_iter().flatten() {
+        ctx.check_same(t, OP)?;
+        if t.dtype() != dtype {
+            return Err(Error::DTypeMismatch { op: OP, expected: dtype, got: t.dtype() });
+        }
+    }
+    if a.a.shape().len() != 2 || a.b.shape().len() != 2 {
+        return Err(Error::ShapeMismatch { op: OP, expected: "A [in, r] and B [r, out]".into(), got: [a.a.shape(), a.b.shape()].concat() });
+    }
+    let (k_in, rank) = (a.a.shape()[0], a.a.shape()[1]);
+    let (rank_b, out) = (a.b.shape()[0], a.b.shape()[1]);
+    if rank_b != rank {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("B [{rank}, out]"), got: a.b.shape().to_vec() });
+    }
+    if rank > MAX_RANK {
+        return Err(Error::InvalidArgument { op: OP, what: format!("rank {rank} is over {MAX_RANK}") });
+    }
+    if !a.scale.is_finite() {
+        return Err(Error::InvalidArgument { op: OP, what: format!("scale must be finite, got {}", a.scale) });
+    }
+    let rows = if a.mode == Mode::Merge {
+        k_in
+    } else {
+        let (rows, xin) = dims(a.x);
+        if xin != k_in {
+            return Err(Error::ShapeMismatch { op: OP, expected: format!("x [.., {k_in}]"), got: a.x.shape().to_vec() });
+        }
+        rows
+    };
+    let (yrows, yout) = dims(a.y);
+    if yrows != rows || yout != out || (a.mode == Mode::Merge && a.y.shape().len() != 2) {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("[{rows} rows, {out}]"), got: a.y.shape().to_vec() });
+    }
+    match (a.mode, a.base) {
+        (Mode::Base | Mode::Merge, Some(b)) if b.shape() != a.y.shape() => {
+            return Err(Error::ShapeMismatch { op: OP, expected: format!("{:?}", a.y.shape()), got: b.shape().to_vec() });
+        }
+        (Mode::Base | Mode::Merge, None) => return Err(Error::InvalidArgument { op: OP, what: "this mode needs a base".into() }),
+        _ => {}
+    }
+    for t in [a.x, a.a, a.b, a.y] {
+        if t.len() as u64 >= (u32::MAX / 2) as u64 {
+            return Err(Error::TooLarge { op: OP, what: "element count", got: t.len() as u64, limit: (u32::MAX / 2) as u64 });
+        }
+    }
+    let mut v = a.variant.unwrap_or_else(|| variant(rows, out));
+    v.mode = match a.mode {
+        Mode::Plain => 0,
+        Mode::Base => 1,
+        Mode::InPlace => 2,
+        Mode::Merge => 3,
+    };
+    if !matches!(v.chunks, 1 | 2 | 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
+        return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 1, 2, 4, 8 or 16, {WG} threads") });
+    }
+    let chunks = out.div_ceil(4) as u64;
+    let col_blocks = chunks.div_ceil((v.threads * WG) as u64);
+    let tiles = rows.div_ceil(v.chunks as usize) as u64;
+    // Every mode shares one entry point per dtype; the mode constant tells them apart.
+    let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: ctx.backend() };
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, 0];
+    Ok((key, params, tiles * col_blocks))
+}
+
+fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+    // Inputs a mode does not use alias x (read-only, so no conflict with the output).
+    let x = if a.mode == Mode::Merge { a.a } else { a.x };
+    let base = a.base.unwrap_or(x);
+    let mut b = Vec::with_capacity(11);
+    for d in [DType::F32, DType::F16] {
+        b.push(x.binding(slot(d, 0), false));
+        b.push(a.a.binding(slot(d, 1), false));
+        b.push(a.b.binding(slot(d, 2), false));
+        b.push(base.binding(slot(d, 3), false));
+        b.push(a.y.binding(slot(d, 4), true));
+    }
+    b.push(a.y.binding(13, true));
+    b
+}
+
+/// Records a LoRA dispatch into the caller's pass.
+pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
+    let (key, params, groups) = plan(ctx, a)?;
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+}
+
+fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
+    let (key, params, groups) = plan(ctx, a)?;
+    ctx.record(&Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+}
+
+fn out_shape(x: &Tensor, out: usize) -> Vec<usize> {
+    let mut s = x.shape().to_vec();
+    if let Some(last) = s.last_mut() {
+        *last = out;
+    }
+    s
+}
+
+fn b_cols(b: &Tensor) -> Result<usize> {
+    match b.shape() {
+        [_, out] => Ok(*out),
+        other => Err(Error::ShapeMismatch { op: OP, expected: "B [r, out]".into(), got: other.to_vec() }),
+    }
+}
+
+impl Context {
+    /// `y = base + scale·(x·A)·B` (no base: `scale·(x·A)·B`) in one dispatch.
+    ///
+    /// ```no_run
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;      // [rows, in]
+    /// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;      // [in, r]
+    /// let b = ctx.tensor(&[2.0f32, 3.0], &[1, 2])?;      // [r, out]
+    /// let y = ctx.lora(&x, &a, &b, 0.5, None)?.to_vec::<f32>()?;
+    /// assert_eq!(y, vec![3.0, 4.5]);
+    /// # Ok(()) }
+    /// ```
+    pub fn lora(&self, x: &Tensor, a: &Tensor, b: &Tensor, scale: f32, base: Option<&Tensor>) -> Result<Tensor> {
+        self.check_same(x, OP)?;
+        self.check_same(b, OP)?;
+        let y = self.output(&out_shape(x, b_cols(b)?), x.dtype(), OP)?;
+        let mode = if base.is_some() { Mode::Base } else { Mode::Plain };
+        record(self, &Args { x, a, b, base, y: &y, scale, mode, variant: None })?;
+        Ok(y)
+    }
+
+    /// `y += scale·(x·A)·B`, in place: what an engine does after its base matmul.
+    pub fn lora_add_(&self, y: &mut Tensor, x: &Tensor, a: &Tensor, b: &Tensor, scale: f32) -> Result<()> {
+        record(self, &Args { x, a, b, base: None, y, scale, mode: Mode::InPlace, variant: None })
+    }
+
+    /// `W + scale·A·B`: an adapter merged into its weight `W [in, out]`.
+    pub fn lora_merge(&self, w: &Tensor, a: &Tensor, b: &Tensor, scale: f32) -> Result<Tensor> {
+        self.check_same(w, OP)?;
+        let y = self.output(w.shape(), w.dtype(), OP)?;
+        record(self, &Args { x: a, a, b, base: Some(w), y: &y, scale, mode: Mode::Merge, variant: None })?;
+        Ok(y)
+    }
+
+    /// The fully general form: explicit output, mode and variant.
+    pub fn lora_with(&self, args: &Args<'_>) -> Result<()> {
+        record(self, args)
+    }
+}
+
+/// CPU reference: `base + scale·(x·A)·B` in f64 (x as `[rows, in]`).
+pub fn reference(x: ArrayView2<'_, f64>, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, scale: f64, base: Option<ArrayView2<'_, f64>>) -> Array2<f64> {
+    let t = x.dot(&a);
+    let mut y = t.dot(&b) * scale;
+    if let Some(base) = base {
+        y += &base;
+    }
+    y
+}
+
+/// CPU reference of the merge: `W + scale·A·B`.
+pub fn reference_merge(w: ArrayView2<'_, f64>, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, scale: f64) -> Array2<f64> {
+    &w + &(a.dot(&b) * scale)
+}

@@ -20,10 +20,8 @@ pub enum Op {
     RmsNorm,
     /// Residual add + RMSNorm.
     AddRmsNorm,
-    /// LoRA: y = base + s·(x·A)·B, in place or not.
+    /// LoRA: y = base + s·(x·A)·B, in place, or the merge W + s·A·B (the variant's mode).
     Lora,
-    /// W + s·A·B.
-    LoraMerge,
     /// One elementary kernel of the unfused baselines.
     Unfused(unfused::Elementary),
     /// The bandwidth-bound copy.
@@ -38,7 +36,6 @@ impl Op {
             Op::RmsNorm => "rms_norm",
             Op::AddRmsNorm => "add_rms_norm",
             Op::Lora => "lora",
-            Op::LoraMerge => "lora_merge",
             Op::Unfused(e) => e.name(),
             Op::Copy => "copy",
         }
@@ -48,7 +45,7 @@ impl Op {
         match self {
             Op::Softmax => Shader::Softmax,
             Op::RmsNorm | Op::AddRmsNorm => Shader::RmsNorm,
-            Op::Lora | Op::LoraMerge => Shader::Lora,
+            Op::Lora => Shader::Lora,
             Op::Unfused(_) => Shader::Unfused,
             Op::Copy => Shader::Copy,
         }

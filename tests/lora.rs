@@ -1,0 +1,104 @@
+//! LoRA (with and without base, in place, merge) vs the f64 reference: ranks 1 to 128, one
+//! row and many, sizes that are not multiples of 4 or of the workgroup, both dtypes.
+
+mod common;
+
+use common::*;
+use ndarray::Array2;
+use wgfuse::DType;
+
+struct Case {
+    rows: usize,
+    k_in: usize,
+    rank: usize,
+    out: usize,
+}
+
+fn arr(v: &[f64], r: usize, c: usize) -> Array2<f64> {
+    Array2::from_shape_vec((r, c), v.to_vec()).unwrap()
+}
+
+fn tols(dtype: DType, k_in: usize, rank: usize) -> (f64, f64) {
+    // Sums of in·r products: the error grows with the reduction length.
+    let n = (k_in * rank) as f64;
+    // f16 outputs also carry their own rounding (2^-11 relative).
+    match dtype {
+        DType::F32 => (1e-6 * n.sqrt(), 1e-5),
+        DType::F16 => (2e-3 + 1e-6 * n.sqrt(), 2e-3),
+    }
+}
+
+fn check(ctx: &wgfuse::Context, c: &Case, dtype: DType, with_base: bool, what: &str) {
+    let mut g = rng(what);
+    let (x, xs) = upload(ctx, &random(&mut g, c.rows * c.k_in, 1.0), &[c.rows, c.k_in], dtype);
+    let (a, av) = upload(ctx, &random(&mut g, c.k_in * c.rank, 1.0 / (c.k_in as f64).sqrt()), &[c.k_in, c.rank], dtype);
+    let (b, bv) = upload(ctx, &random(&mut g, c.rank * c.out, 1.0), &[c.rank, c.out], dtype);
+    let (base, basev) = upload(ctx, &random(&mut g, c.rows * c.out, 2.0), &[c.rows, c.out], dtype);
+    let scale = 0.75;
+    let y = ctx.lora(&x, &a, &b, scale, with_base.then_some(&base)).expect("lora");
+    let baseref = arr(&basev, c.rows, c.out);
+    let want = wgfuse::reference::lora(
+        arr(&xs, c.rows, c.k_in).view(),
+        arr(&av, c.k_in, c.rank).view(),
+        arr(&bv, c.rank, c.out).view(),
+        scale as f64,
+        with_base.then(|| baseref.view()),
+    );
+    let (atol, rtol) = tols(dtype, c.k_in, c.rank);
+    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, what);
+
+    // In place: y0 += s (x A) B, on a copy of base.
+    let mut y0 = upload(ctx, &basev, &[c.rows, c.out], dtype).0;
+    ctx.lora_add_(&mut y0, &x, &a, &b, scale).expect("lora_add_");
+    let want_add = wgfuse::reference::lora(
+        arr(&xs, c.rows, c.k_in).view(),
+        arr(&av, c.k_in, c.rank).view(),
+        arr(&bv, c.rank, c.out).view(),
+        scale as f64,
+        Some(baseref.view()),
+    );
+    assert_close(&download(&y0), want_add.as_slice().unwrap(), atol, rtol, &format!("{what} (in place)"));
+}
+
+fn check_merge(ctx: &wgfuse::Context, k_in: usize, rank: usize, out: usize, dtype: DType, what: &str) {
+    let mut g = rng(what);
+    let (w, wv) = upload(ctx, &random(&mut g, k_in * out, 1.0), &[k_in, out], dtype);
+    let (a, av) = upload(ctx, &random(&mut g, k_in * rank, 1.0), &[k_in, rank], dtype);
+    let (b, bv) = upload(ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+    let y = ctx.lora_merge(&w, &a, &b, 0.5).expect("lora_merge");
+    let want = wgfuse::reference::lora_merge(arr(&wv, k_in, out).view(), arr(&av, k_in, rank).view(), arr(&bv, rank, out).view(), 0.5);
+    let (atol, rtol) = tols(dtype, 1, rank);
+    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, what);
+}
+
+#[test]
+fn lora_shapes() {
+    let cases = [
+        Case { rows: 1, k_in: 1, rank: 1, out: 1 },
+        Case { rows: 1, k_in: 4096, rank: 16, out: 4096 },
+        Case { rows: 3, k_in: 33, rank: 3, out: 17 },
+        Case { rows: 5, k_in: 1023, rank: 8, out: 1025 },
+        Case { rows: 37, k_in: 512, rank: 128, out: 255 },
+        Case { rows: 130, k_in: 257, rank: 7, out: 513 },
+        Case { rows: 1029, k_in: 64, rank: 16, out: 1031 },
+    ];
+    for (checks, ctx) in contexts() {
+        for dtype in [DType::F32, DType::F16] {
+            for (i, c) in cases.iter().enumerate() {
+                let what = format!("lora {dtype:?} rows {} in {} r {} out {} checks={checks}", c.rows, c.k_in, c.rank, c.out);
+                check(&ctx, c, dtype, i % 2 == 0, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn lora_merge_shapes() {
+    for (checks, ctx) in contexts() {
+        for dtype in [DType::F32, DType::F16] {
+            for (k_in, rank, out) in [(1, 1, 1), (33, 4, 65), (256, 128, 130), (1025, 16, 1024)] {
+                check_merge(&ctx, k_in, rank, out, dtype, &format!("lora_merge {dtype:?} {k_in}x{rank}x{out} checks={checks}"));
+            }
+        }
+    }
+}
