@@ -1,1 +1,195 @@
-//! timing
+//! GPU timing for benchmarks and the compare tool: timestamp queries around each run, a
+//! warm-up that lets the GPU reach its clocks, and a cold L2 before every timed run.
+
+use std::time::{Duration, Instant};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// How a [`Timer`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Timestamp queries written at the start and end of each run's compute pass.
+    Gpu,
+    /// Host wall clock around submit-and-wait (adapters without TIMESTAMP_QUERY).
+    Wall,
+}
+
+/// Times closures that record work into a compute pass.
+pub struct Timer {
+    ctx: Context,
+    clock: Clock,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+    scratch: Option<wgpu::Buffer>,
+}
+
+/// Timed runs per submission (each takes two timestamps).
+const BATCH: u32 = 128;
+
+impl Timer {
+    /// A timer that flushes the L2 between runs by overwriting `flush_bytes` of scratch memory
+    /// (0: no flush, a warm cache).
+    pub fn new(ctx: &Context, flush_bytes: u64) -> Result<Timer> {
+        let device = ctx.device();
+        let clock = if ctx.has(wgpu::Features::TIMESTAMP_QUERY) { Clock::Gpu } else { Clock::Wall };
+        let queries = if clock == Clock::Gpu {
+            Some(ctx.scoped(|| {
+                let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("wgfuse timer"), ty: wgpu::QueryType::Timestamp, count: 2 * BATCH });
+                let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgfuse timer resolve"),
+                    size: 16 * BATCH as u64,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let read = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgfuse timer read"),
+                    size: 16 * BATCH as u64,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                (set, resolve, read)
+            })?)
+        } else {
+            None
+        };
+        let flush = flush_bytes.min(ctx.info().limits.max_buffer_size) & !3;
+        let scratch = if flush > 0 {
+            Some(ctx.scoped(|| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgfuse l2 flush"),
+                    size: flush,
+                    usage: wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })?)
+        } else {
+            None
+        };
+        Ok(Timer { ctx: ctx.clone(), clock, queries, scratch })
+    }
+
+    /// What the timer measures with.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Runs `f` back to back (no timing, no flush) until `min` of wall time has passed, so the
+    /// GPU leaves its idle clocks. Returns how many runs that took.
+    pub fn warm_up(&mut self, min: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<usize> {
+        let start = Instant::now();
+        let mut runs = 0usize;
+        let mut batch = 1usize;
+        while start.elapsed() < min {
+            let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                for _ in 0..batch {
+                    f(&mut pass)?;
+                }
+            }
+            self.submit_wait(enc)?;
+            runs += batch;
+            batch = (batch * 2).min(1024);
+        }
+        Ok(runs)
+    }
+
+    fn submit_wait(&self, enc: wgpu::CommandEncoder) -> Result<()> {
+        let queue = self.ctx.queue();
+        let idx = self.ctx.scoped(|| queue.submit([enc.finish()]))?;
+        self.ctx
+            .device()
+            .poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None })
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Times `runs` runs of `f`, each in its own compute pass (cold L2 before each when the
+    /// timer flushes), and returns each run's time in microseconds.
+    pub fn time(&mut self, runs: usize, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<Vec<f64>> {
+        self.ctx.sync()?;
+        let mut out = Vec::with_capacity(runs);
+        while out.len() < runs {
+            let n = (runs - out.len()).min(BATCH as usize) as u32;
+            match self.clock {
+                Clock::Gpu => out.extend(self.batch_gpu(n, &mut f)?),
+                Clock::Wall => {
+                    for _ in 0..n {
+                        out.push(self.one_wall(&mut f)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn batch_gpu(&mut self, n: u32, f: &mut impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<Vec<f64>> {
+        let Some((set, resolve, read)) = &self.queries else { return Err(Error::Readback("no query set".into())) };
+        let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+        for i in 0..n {
+            if let Some(s) = &self.scratch {
+                enc.clear_buffer(s, 0, None);
+            }
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("timed run"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(2 * i),
+                    end_of_pass_write_index: Some(2 * i + 1),
+                }),
+            });
+            f(&mut pass)?;
+        }
+        enc.resolve_query_set(set, 0..2 * n, resolve, 0);
+        enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * n as u64);
+        self.submit_wait(enc)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        rx.recv().map_err(|e| Error::Readback(e.to_string()))?.map_err(|e| Error::Readback(e.to_string()))?;
+        let period = self.ctx.queue().get_timestamp_period() as f64;
+        let times = {
+            let view = read.slice(..).get_mapped_range().map_err(|e| Error::Readback(format!("{e:?}")))?;
+            let ticks: &[u64] = bytemuck::cast_slice(&view[..16 * n as usize]);
+            ticks.chunks(2).map(|t| t[1].wrapping_sub(t[0]) as f64 * period / 1000.0).collect()
+        };
+        read.unmap();
+        Ok(times)
+    }
+
+    fn one_wall(&mut self, f: &mut impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<f64> {
+        if let Some(s) = &self.scratch {
+            let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("flush") });
+            enc.clear_buffer(s, 0, None);
+            self.submit_wait(enc)?;
+        }
+        let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            f(&mut pass)?;
+        }
+        let t = Instant::now();
+        self.submit_wait(enc)?;
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    }
+}
+
+/// The median of `v` (NaN when empty).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}

@@ -1,5 +1,204 @@
-//! placeholder
-/// Elementary kernels.
+//! The unfused baselines: softmax, RMSNorm, add + RMSNorm and LoRA built from elementary
+//! kernels, one dispatch per step (max, subtract, exp, sum, divide; ...), every intermediate
+//! going through device memory. This is what fusion is measured against. f32 only.
+
+use crate::context::{Context, Dispatch};
+use crate::error::{Error, Result};
+use crate::kernels::{groups_u32, Kind, Op, PipelineKey, Variant};
+use crate::tensor::{DType, Tensor};
+
+/// One elementary kernel (an entry point of `unfused.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Elementary { RowMax }
-impl Elementary { pub fn name(self) -> &'static str { "row_max" } }
+pub enum Elementary {
+    /// Row reduction (max, sum or mean of squares).
+    Reduce,
+    /// Elementwise `exp` or `rsqrt(x + eps)`.
+    Unary,
+    /// `x op v[row]`.
+    RowWise,
+    /// `x * w[col]`.
+    ColWise,
+    /// `x + z` or `x + s·z`.
+    Binary,
+    /// Tiled matrix product.
+    Matmul,
+}
+
+impl Elementary {
+    /// The entry point's op name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Elementary::Reduce => "unfused_reduce",
+            Elementary::Unary => "unfused_unary",
+            Elementary::RowWise => "unfused_rowwise",
+            Elementary::ColWise => "unfused_colwise",
+            Elementary::Binary => "unfused_binary",
+            Elementary::Matmul => "unfused_matmul",
+        }
+    }
+}
+
+const OP: &str = "unfused";
+
+/// One elementary dispatch of a baseline.
+#[derive(Clone)]
+struct Step {
+    kernel: Elementary,
+    mode: u32,
+    x: Tensor,
+    z: Tensor,
+    y: Tensor,
+    rows: usize,
+    n: usize,
+    f: f32,
+    k: usize,
+}
+
+impl Step {
+    fn dispatch<R>(&self, go: impl FnOnce(&Dispatch<'_>) -> Result<R>) -> Result<R> {
+        let variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 1, mode: self.mode };
+        let key = PipelineKey { op: Op::Unfused(self.kernel), variant, dtype: DType::F32, backend: crate::Backend::Wgsl };
+        let groups = match self.kernel {
+            Elementary::Reduce => self.rows as u64,
+            Elementary::Matmul => (self.rows.div_ceil(16) * self.n.div_ceil(16)) as u64,
+            _ => ((self.rows * self.n) as u64).div_ceil(256),
+        };
+        let params = [self.rows as u32, self.n as u32, self.f.to_bits(), self.k as u32, 0, 0, 0, 0];
+        let bindings = [self.x.binding(0, false), self.z.binding(1, false), self.y.binding(2, true)];
+        go(&Dispatch { key, bindings: &bindings, params, workgroups: groups_u32(groups, OP)? })
+    }
+}
+
+/// A baseline ready to run: its elementary steps, their intermediates, and its outputs.
+#[derive(Clone)]
+pub struct Unfused {
+    steps: Vec<Step>,
+    outputs: Vec<Tensor>,
+}
+
+impl Unfused {
+    /// Records every step into the caller's pass.
+    pub fn encode(&self, ctx: &Context, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
+        self.steps.iter().try_for_each(|s| s.dispatch(|d| ctx.encode(pass, d)))
+    }
+    /// Records every step into the Context's pending work.
+    pub fn record(&self, ctx: &Context) -> Result<()> {
+        self.steps.iter().try_for_each(|s| s.dispatch(|d| ctx.record(d)))
+    }
+    /// The outputs (`[y]`, or `[y, h]` for add + RMSNorm).
+    pub fn outputs(&self) -> &[Tensor] {
+        &self.outputs
+    }
+    /// Number of dispatches.
+    pub fn dispatches(&self) -> usize {
+        self.steps.len()
+    }
+}
+
+struct Builder<'c> {
+    ctx: &'c Context,
+    steps: Vec<Step>,
+}
+
+impl Builder<'_> {
+    fn tmp(&self, shape: &[usize]) -> Result<Tensor> {
+        self.ctx.output(shape, DType::F32, OP)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn step(&mut self, kernel: Elementary, mode: u32, x: &Tensor, z: &Tensor, y: &Tensor, rows: usize, n: usize, f: f32, k: usize) {
+        self.steps.push(Step { kernel, mode, x: x.clone(), z: z.clone(), y: y.clone(), rows, n, f, k });
+    }
+    fn done(self, outputs: Vec<Tensor>) -> Unfused {
+        Unfused { steps: self.steps, outputs }
+    }
+}
+
+fn check_f32(ctx: &Context, ts: &[&Tensor]) -> Result<()> {
+    for t in ts {
+        ctx.check_same(t, OP)?;
+        if t.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch { op: OP, expected: DType::F32, got: t.dtype() });
+        }
+    }
+    Ok(())
+}
+
+/// Softmax as five dispatches: row max, subtract, exp, row sum, divide.
+pub fn softmax(ctx: &Context, x: &Tensor) -> Result<Unfused> {
+    check_f32(ctx, &[x])?;
+    let (rows, n) = (x.rows(), x.last_dim());
+    let mut b = Builder { ctx, steps: Vec::new() };
+    let (m, d, e, s, y) = (b.tmp(&[rows])?, b.tmp(x.shape())?, b.tmp(x.shape())?, b.tmp(&[rows])?, b.tmp(x.shape())?);
+    b.step(Elementary::Reduce, 0, x, x, &m, rows, n, 0.0, 0);
+    b.step(Elementary::RowWise, 0, x, &m, &d, rows, n, 0.0, 0);
+    b.step(Elementary::Unary, 0, &d, &d, &e, rows, n, 0.0, 0);
+    b.step(Elementary::Reduce, 1, &e, &e, &s, rows, n, 0.0, 0);
+    b.step(Elementary::RowWise, 1, &e, &s, &y, rows, n, 0.0, 0);
+    Ok(b.done(vec![y]))
+}
+
+fn rms_steps(b: &mut Builder<'_>, x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    let (rows, n) = (x.rows(), x.last_dim());
+    let (ms, inv, u) = (b.tmp(&[rows])?, b.tmp(&[rows])?, b.tmp(x.shape())?);
+    b.step(Elementary::Reduce, 2, x, x, &ms, rows, n, 0.0, 0);
+    b.step(Elementary::Unary, 1, &ms, &ms, &inv, 1, rows, eps, 0);
+    b.step(Elementary::RowWise, 2, x, &inv, &u, rows, n, 0.0, 0);
+    let Some(w) = weight else { return Ok(u) };
+    check_f32(b.ctx, &[w])?;
+    if w.shape() != [n] {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("[{n}]"), got: w.shape().to_vec() });
+    }
+    let y = b.tmp(x.shape())?;
+    b.step(Elementary::ColWise, 0, &u, w, &y, rows, n, 0.0, 0);
+    Ok(y)
+}
+
+/// RMSNorm as three or four dispatches: mean of squares, rsqrt(+eps), scale rows, weight.
+pub fn rms_norm(ctx: &Context, x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Unfused> {
+    check_f32(ctx, &[x])?;
+    let mut b = Builder { ctx, steps: Vec::new() };
+    let y = rms_steps(&mut b, x, weight, eps)?;
+    Ok(b.done(vec![y]))
+}
+
+/// Add + RMSNorm: an add dispatch, then the RMSNorm steps. Outputs `[y, h]`.
+pub fn add_rms_norm(ctx: &Context, x: &Tensor, residual: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Unfused> {
+    check_f32(ctx, &[x, residual])?;
+    if x.shape() != residual.shape() {
+        return Err(Error::ShapeMismatch { op: OP, expected: format!("{:?}", x.shape()), got: residual.shape().to_vec() });
+    }
+    let mut b = Builder { ctx, steps: Vec::new() };
+    let h = b.tmp(x.shape())?;
+    b.step(Elementary::Binary, 0, x, residual, &h, x.rows(), x.last_dim(), 0.0, 0);
+    let y = rms_steps(&mut b, &h, weight, eps)?;
+    Ok(b.done(vec![y, h]))
+}
+
+/// LoRA as three dispatches: `t = x·A`, `u = t·B`, `y = base + s·u` (no base: `u + (s-1)·u`).
+pub fn lora(ctx: &Context, x: &Tensor, a: &Tensor, bm: &Tensor, scale: f32, base: Option<&Tensor>) -> Result<Unfused> {
+    check_f32(ctx, &[x, a, bm])?;
+    let (rows, k_in) = (x.rows(), x.last_dim());
+    let rank = match a.shape() {
+        [k, r] if *k == k_in => *r,
+        s => return Err(Error::ShapeMismatch { op: OP, expected: format!("A [{k_in}, r]"), got: s.to_vec() }),
+    };
+    let out = match bm.shape() {
+        [r, o] if *r == rank => *o,
+        s => return Err(Error::ShapeMismatch { op: OP, expected: format!("B [{rank}, out]"), got: s.to_vec() }),
+    };
+    let mut b = Builder { ctx, steps: Vec::new() };
+    let (t, u, y) = (b.tmp(&[rows, rank])?, b.tmp(&[rows, out])?, b.tmp(&[rows, out])?);
+    b.step(Elementary::Matmul, 0, x, a, &t, rows, rank, 0.0, k_in);
+    b.step(Elementary::Matmul, 0, &t, bm, &u, rows, out, 0.0, rank);
+    match base {
+        Some(base) => {
+            check_f32(ctx, &[base])?;
+            if base.shape() != [rows, out] && base.len() != rows * out {
+                return Err(Error::ShapeMismatch { op: OP, expected: format!("[{rows}, {out}]"), got: base.shape().to_vec() });
+            }
+            b.step(Elementary::Binary, 1, base, &u, &y, rows, out, scale, 0);
+        }
+        None => b.step(Elementary::Binary, 1, &u, &u, &y, rows, out, scale - 1.0, 0),
+    }
+    Ok(b.done(vec![y]))
+}

@@ -1,1 +1,32 @@
-fn main(){}
+//! Project tasks: `cargo xtask <task>`.
+//!
+//! - `compare-backends`: every op × dtype × shape × backend on the chosen adapter, timed on
+//!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
+//! - `shaders [--check]`: compile `shaders/glsl/*.comp` to SPIR-V (glslc); `--check` fails
+//!   when the committed `.spv` files are stale.
+//! - `check-msl`: compile every `.metal` against our Metal-stdlib shim and run the kernels on
+//!   the CPU against the references.
+
+mod compare;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("usage: cargo xtask <compare-backends|shaders|check-msl> [options]");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "compare-backends" => compare::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
