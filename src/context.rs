@@ -100,10 +100,8 @@ impl std::fmt::Display for Info {
         writeln!(f, "adapter:   {} ({:?}, {:?})", a.name, a.device_type, a.backend)?;
         writeln!(f, "driver:    {} {}", a.driver, a.driver_info)?;
         writeln!(f, "subgroups: {}..={}", a.subgroup_min_size, a.subgroup_max_size)?;
-        let names: Vec<String> = crate::context::WANTED_FEATURES
-            .iter()
-            .map(|(feat, name)| format!("{name}={}", self.features.contains(*feat)))
-            .collect();
+        let names: Vec<String> =
+            crate::context::WANTED_FEATURES.iter().map(|(feat, name)| format!("{name}={}", self.features.contains(*feat))).collect();
         writeln!(f, "features:  {}", names.join(" "))?;
         write!(
             f,
@@ -156,6 +154,7 @@ pub(crate) struct Pipeline {
 }
 
 pub(crate) type LayoutSig = Vec<(u32, bool)>;
+type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct BindKey {
@@ -184,7 +183,7 @@ pub(crate) struct Inner {
     pub options: ContextOptions,
     modules: RwLock<HashMap<(Shader, Language), Arc<wgpu::ShaderModule>>>,
     pipelines: RwLock<HashMap<PipelineKey, Arc<Pipeline>>>,
-    layouts: Mutex<HashMap<LayoutSig, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>>,
+    layouts: Mutex<HashMap<LayoutSig, Layouts>>,
     bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
     pending: Mutex<Pending>,
     pool: Mutex<Pool>,
@@ -449,13 +448,14 @@ impl Context {
         if let Some(m) = modules.get(&(shader, lang)) {
             return Ok(m.clone());
         }
-        let module = self.scoped(|| crate::shaders::create_module(&self.inner.device, shader, lang, self.inner.options.shader_checks))??;
+        let module =
+            self.scoped(|| crate::shaders::create_module(&self.inner.device, shader, lang, self.inner.options.shader_checks))??;
         let module = Arc::new(module);
         modules.insert((shader, lang), module.clone());
         Ok(module)
     }
 
-    fn layouts(&self, sig: &LayoutSig) -> Result<(Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)> {
+    fn layouts(&self, sig: &LayoutSig) -> Result<Layouts> {
         let mut layouts = self.inner.layouts.lock();
         if let Some(l) = layouts.get(sig) {
             return Ok(l.clone());
@@ -513,10 +513,7 @@ impl Context {
                 layout: Some(&pl),
                 module: &module,
                 entry_point: Some(&entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &consts,
-                    zero_initialize_workgroup_memory: false,
-                },
+                compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, zero_initialize_workgroup_memory: false },
                 cache: None,
             })
         })?;
@@ -548,7 +545,8 @@ impl Context {
             })
             .collect();
         let device = &self.inner.device;
-        let bg = self.scoped(|| device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.layout, entries: &entries }))?;
+        let bg =
+            self.scoped(|| device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &p.layout, entries: &entries }))?;
         if cache.len() >= MAX_BIND_GROUPS {
             cache.clear();
         }
@@ -607,8 +605,7 @@ impl Context {
                 let enc = pending.encoder.get_or_insert_with(|| {
                     self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgfuse") })
                 });
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgfuse"), timestamp_writes: None })
-                    .forget_lifetime()
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgfuse"), timestamp_writes: None }).forget_lifetime()
             }
         };
         pending.pass.insert(pass)
@@ -713,7 +710,11 @@ impl Context {
         let src = self.scoped(|| {
             wgpu::util::DeviceExt::create_buffer_init(
                 device,
-                &wgpu::util::BufferInitDescriptor { label: Some("wgfuse poison"), contents: bytemuck::cast_slice(&data), usage: wgpu::BufferUsages::COPY_SRC },
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some("wgfuse poison"),
+                    contents: bytemuck::cast_slice(&data),
+                    usage: wgpu::BufferUsages::COPY_SRC,
+                },
             )
         })?;
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(&src, 0, buffer, 0, buffer.size()));
@@ -746,7 +747,7 @@ impl Context {
 
     pub(crate) fn check_buffer_size(&self, bytes: u64, op: &'static str) -> Result<()> {
         let limits = &self.inner.info.limits;
-        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size as u64);
+        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
         if bytes > limit {
             return Err(Error::TooLarge { op, what: "tensor bytes", got: bytes, limit });
         }

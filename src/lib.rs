@@ -43,7 +43,7 @@ pub use tensor::{DType, Element, Tensor};
 
 /// CPU references of every op: f64 accumulation, numerically safe.
 pub mod reference {
-    pub use crate::kernels::rms_norm::{reference as rms_norm, reference_add as add_rms_norm};
     pub use crate::kernels::lora::{reference as lora, reference_merge as lora_merge};
+    pub use crate::kernels::rms_norm::{reference as rms_norm, reference_add as add_rms_norm};
     pub use crate::kernels::softmax::reference as softmax;
 }

@@ -74,10 +74,16 @@ pub(crate) fn native_language(info: &Info) -> Result<Language> {
     }
     match api {
         wgpu::Backend::Vulkan if cfg!(feature = "spirv") => Ok(Language::SpirV),
-        wgpu::Backend::Vulkan => unavailable("this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl".into()),
+        wgpu::Backend::Vulkan => {
+            unavailable("this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl".into())
+        }
         wgpu::Backend::Metal if cfg!(feature = "msl") => Ok(Language::Msl),
-        wgpu::Backend::Metal => unavailable("this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl".into()),
-        other => unavailable(format!("no native kernels exist for {other:?}: native kernels are MSL on Metal and SPIR-V on Vulkan; use Backend::Wgsl")),
+        wgpu::Backend::Metal => {
+            unavailable("this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl".into())
+        }
+        other => unavailable(format!(
+            "no native kernels exist for {other:?}: native kernels are MSL on Metal and SPIR-V on Vulkan; use Backend::Wgsl"
+        )),
     }
 }
 
@@ -85,19 +91,15 @@ pub(crate) fn native_language(info: &Info) -> Result<Language> {
 pub(crate) fn create_module(device: &wgpu::Device, shader: Shader, lang: Language, checks: bool) -> Result<wgpu::ShaderModule> {
     match lang {
         Language::Wgsl => {
-            let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(shader.name()),
-                source: wgpu::ShaderSource::Wgsl(shader.wgsl().into()),
-            };
+            let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name()), source: wgpu::ShaderSource::Wgsl(shader.wgsl().into()) };
             let checks = if checks { wgpu::ShaderRuntimeChecks::checked() } else { wgpu::ShaderRuntimeChecks::unchecked() };
             // SAFETY: every kernel's sizes (rows, row length, chunk counts, binding sizes) are
             // validated on the host before dispatch, and bindings are padded to whole chunks, so
             // the shaders never index out of bounds; `shader_checks: true` restores the checks.
             Ok(unsafe { device.create_shader_module_trusted(desc, checks) })
         }
-        Language::Msl | Language::SpirV => Err(Error::BackendUnavailable {
-            requested: format!("{lang:?}"),
-            why: "native kernels are not part of this build".into(),
-        }),
+        Language::Msl | Language::SpirV => {
+            Err(Error::BackendUnavailable { requested: format!("{lang:?}"), why: "native kernels are not part of this build".into() })
+        }
     }
 }

@@ -90,10 +90,12 @@ fn check_shape(shape: &[usize], op: &'static str) -> Result<usize> {
     if shape.is_empty() || shape.contains(&0) {
         return Err(Error::Empty { op, shape: shape.to_vec() });
     }
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or(Error::TooLarge { op, what: "element count", got: u64::MAX, limit: usize::MAX as u64 })
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or(Error::TooLarge {
+        op,
+        what: "element count",
+        got: u64::MAX,
+        limit: usize::MAX as u64,
+    })
 }
 
 impl Context {
@@ -180,9 +182,20 @@ impl Context {
             return Err(Error::InvalidArgument { op, what: "buffer lacks STORAGE usage".into() });
         }
         if offset.checked_add(need).is_none_or(|end| end > buffer.size()) {
-            return Err(Error::TooLarge { op, what: "range end (padded to 16 bytes)", got: offset.saturating_add(need), limit: buffer.size() });
+            return Err(Error::TooLarge {
+                op,
+                what: "range end (padded to 16 bytes)",
+                got: offset.saturating_add(need),
+                limit: buffer.size(),
+            });
         }
-        Ok(Tensor { ctx: self.clone(), storage: Arc::new(Storage { buffer: buffer.clone(), pool: None }), offset, shape: shape.to_vec(), dtype })
+        Ok(Tensor {
+            ctx: self.clone(),
+            storage: Arc::new(Storage { buffer: buffer.clone(), pool: None }),
+            offset,
+            shape: shape.to_vec(),
+            dtype,
+        })
     }
 }
 
@@ -253,8 +266,11 @@ impl Tensor {
     /// Reads the tensor back as an `ndarray` of its shape.
     pub fn to_ndarray<T: Element>(&self) -> Result<ndarray::ArrayD<T>> {
         let v = self.to_vec::<T>()?;
-        ndarray::ArrayD::from_shape_vec(self.shape.clone(), v)
-            .map_err(|e| Error::ShapeMismatch { op: "to_ndarray", expected: e.to_string(), got: self.shape.clone() })
+        ndarray::ArrayD::from_shape_vec(self.shape.clone(), v).map_err(|e| Error::ShapeMismatch {
+            op: "to_ndarray",
+            expected: e.to_string(),
+            got: self.shape.clone(),
+        })
     }
 
     /// Reads the tensor back as f32 whatever its dtype.

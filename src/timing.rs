@@ -34,7 +34,11 @@ impl Timer {
         let clock = if ctx.has(wgpu::Features::TIMESTAMP_QUERY) { Clock::Gpu } else { Clock::Wall };
         let queries = if clock == Clock::Gpu {
             Some(ctx.scoped(|| {
-                let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("wgfuse timer"), ty: wgpu::QueryType::Timestamp, count: 2 * BATCH });
+                let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("wgfuse timer"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2 * BATCH,
+                });
                 let resolve = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgfuse timer resolve"),
                     size: 16 * BATCH as u64,
@@ -147,10 +151,7 @@ impl Timer {
         read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.ctx
-            .device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
+        self.ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Readback(e.to_string()))?;
         rx.recv().map_err(|e| Error::Readback(e.to_string()))?.map_err(|e| Error::Readback(e.to_string()))?;
         let period = self.ctx.queue().get_timestamp_period() as f64;
         let times = {

@@ -16,6 +16,7 @@ fn round(v: &[f64], dtype: DType) -> Vec<f64> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(ctx: &wgfuse::Context, rows: usize, n: usize, dtype: DType, scale: f64, weighted: bool, add: bool, what: &str) {
     let mut r = rng(what);
     let shape = [rows, n];
@@ -51,7 +52,16 @@ fn rms_norm_sizes() {
                 let rows = if n > 4096 { 3 } else { 5 };
                 let weighted = n % 2 == 1 || n == 256;
                 check(&ctx, rows, n, dtype, 4.0, weighted, false, &format!("rms_norm {dtype:?} {rows}x{n} w={weighted} checks={checks}"));
-                check(&ctx, rows, n, dtype, 4.0, !weighted, true, &format!("add_rms_norm {dtype:?} {rows}x{n} w={} checks={checks}", !weighted));
+                check(
+                    &ctx,
+                    rows,
+                    n,
+                    dtype,
+                    4.0,
+                    !weighted,
+                    true,
+                    &format!("add_rms_norm {dtype:?} {rows}x{n} w={} checks={checks}", !weighted),
+                );
             }
         }
     }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use ndarray::ArrayD;
-use wgfuse::{DType, Error};
+use wgfuse::DType;
 
 const SIZES: [usize; 14] = [1, 3, 31, 32, 33, 255, 256, 257, 1000, 1023, 1024, 1025, 4097, 50257];
 
@@ -28,4 +28,105 @@ fn softmax_sizes() {
             }
         }
     }
+}
+
+#[test]
+fn softmax_extreme_values_match_torch() {
+    let inf = f64::INFINITY;
+    let rows: Vec<Vec<f64>> = vec![
+        vec![1e30, -1e30, 0.0, 1e30, 5.0],  // huge magnitudes: the max is subtracted first
+        vec![-inf, 1.0, 2.0, -inf, 0.0],    // -inf elements give 0
+        vec![-inf, -inf, -inf, -inf, -inf], // all -inf: NaN (as torch)
+        vec![inf, 1.0, 2.0, 3.0, 4.0],      // +inf: NaN (inf - inf)
+        vec![f64::NAN, 1.0, 2.0, 3.0, 4.0], // NaN anywhere: NaN row
+        vec![-3e4, -2e4, 6e4, 6e4, 0.0],    // near f16 max
+    ];
+    for (checks, ctx) in contexts() {
+        for dtype in [DType::F32, DType::F16] {
+            let mut data: Vec<f64> = rows.concat();
+            if dtype == DType::F16 {
+                // f16 tops out at 65504: 1e30 becomes inf, as torch's .half() does.
+                data.iter_mut().for_each(|v| *v = half::f16::from_f64(*v).to_f64());
+            }
+            let (x, seen) = upload(&ctx, &data, &[rows.len(), 5], dtype);
+            let got = download(&ctx.softmax(&x).unwrap());
+            let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows.len(), 5], seen).unwrap().view());
+            let (atol, rtol) = tol(dtype);
+            assert_close(&got, want.as_slice().unwrap(), atol, rtol, &format!("extremes {dtype:?} checks={checks}"));
+        }
+    }
+    // The same through the looped (online) variant, which combines partial maxima.
+    let ctx = ctx(false);
+    let n = 40_000;
+    let mut data = vec![0.0f64; 3 * n];
+    data[..n].fill(-inf);
+    data[n + 7] = inf;
+    data[2 * n + 39_999] = 1e30;
+    data[2 * n..3 * n - 1].iter_mut().enumerate().for_each(|(i, v)| *v = if i % 2 == 0 { -inf } else { -1e30 });
+    let (x, seen) = upload(&ctx, &data, &[3, n], DType::F32);
+    let got = download(&ctx.softmax(&x).unwrap());
+    let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![3, n], seen).unwrap().view());
+    assert_close(&got, want.as_slice().unwrap(), 1e-6, 1e-5, "extremes, online variant");
+}
+
+#[test]
+fn softmax_more_rows_than_one_grid_dimension() {
+    let ctx = ctx(false);
+    // Several rows per workgroup.
+    check(&ctx, 70_000, 3, DType::F32, 4.0, "softmax 70000x3");
+    check(&ctx, 66_000, 33, DType::F16, 4.0, "softmax 66000x33 f16");
+    // One row per workgroup: 70000 workgroups, more than a grid dimension holds.
+    let mut r = rng("softmax 70000x5 one row per workgroup");
+    let data = random(&mut r, 70_000 * 5, 4.0);
+    let (x, seen) = upload(&ctx, &data, &[70_000, 5], DType::F32);
+    let y = ctx.tensor(&vec![f32::NAN; 70_000 * 5], &[70_000, 5]).unwrap();
+    let v = wgfuse::kernels::Variant { kind: wgfuse::kernels::Kind::Reg, wg: 256, threads: 256, chunks: 1, mode: 0 };
+    ctx.softmax_into(&x, &y, Some(v)).unwrap();
+    let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![70_000, 5], seen).unwrap().view());
+    assert_close(&download(&y), want.as_slice().unwrap(), 1e-6, 1e-5, "70000 workgroups");
+}
+
+#[test]
+fn softmax_every_variant_on_every_row_length() {
+    // Forces each variant kind at several widths on the same inputs.
+    let ctx = ctx(false);
+    use wgfuse::kernels::{Kind, Variant};
+    for n in [1usize, 5, 33, 257, 1025] {
+        let mut r = rng(&format!("variants n={n}"));
+        let data = random(&mut r, 9 * n, 6.0);
+        let (x, seen) = upload(&ctx, &data, &[9, n], DType::F16);
+        let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![9, n], seen).unwrap().view());
+        let chunks = (n + 6) / 4;
+        for t in [1u32, 8, 32, 64, 256, 1024] {
+            let k = chunks.div_ceil(t as usize) as u32;
+            let wg = t.max(256);
+            let mut vs = vec![Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 }];
+            if k <= 16 {
+                vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
+            }
+            for v in vs {
+                let y = ctx.tensor(&vec![half::f16::NAN; 9 * n], &[9, n]).unwrap();
+                ctx.softmax_into(&x, &y, Some(v)).unwrap();
+                let (atol, rtol) = tol(DType::F16);
+                assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("n={n} {}", v.describe()));
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_low_level_encode_into_a_user_pass() {
+    let ctx = ctx(true);
+    let mut r = rng("encode");
+    let data = random(&mut r, 4 * 300, 3.0);
+    let (x, seen) = upload(&ctx, &data, &[4, 300], DType::F32);
+    let y = ctx.tensor(&vec![f32::NAN; 1200], &[4, 300]).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        wgfuse::kernels::softmax::encode(&ctx, &mut pass, &wgfuse::kernels::softmax::Args { x: &x, y: &y, variant: None }).unwrap();
+    }
+    ctx.queue().submit([enc.finish()]);
+    let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![4, 300], seen).unwrap().view());
+    assert_close(&download(&y), want.as_slice().unwrap(), 1e-6, 1e-5, "encode");
 }

@@ -120,7 +120,10 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         Mode::Merge => 3,
     };
     if !matches!(v.chunks, 1 | 2 | 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
-        return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 1, 2, 4, 8 or 16, {WG} threads") });
+        return Err(Error::InvalidArgument {
+            op: OP,
+            what: format!("variant {v:?}: rows per tile must be 1, 2, 4, 8 or 16, {WG} threads"),
+        });
     }
     let chunks = out.div_ceil(4) as u64;
     let col_blocks = chunks.div_ceil((v.threads * WG) as u64);
@@ -215,7 +218,13 @@ impl Context {
 }
 
 /// CPU reference: `base + scale·(x·A)·B` in f64 (x as `[rows, in]`).
-pub fn reference(x: ArrayView2<'_, f64>, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, scale: f64, base: Option<ArrayView2<'_, f64>>) -> Array2<f64> {
+pub fn reference(
+    x: ArrayView2<'_, f64>,
+    a: ArrayView2<'_, f64>,
+    b: ArrayView2<'_, f64>,
+    scale: f64,
+    base: Option<ArrayView2<'_, f64>>,
+) -> Array2<f64> {
     let t = x.dot(&a);
     let mut y = t.dot(&b) * scale;
     if let Some(base) = base {

@@ -146,7 +146,12 @@ pub fn reference(x: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> Ar
 }
 
 /// CPU reference of add + RMSNorm: returns `(y, h)`.
-pub fn reference_add(x: ArrayViewD<'_, f64>, residual: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> (ArrayD<f64>, ArrayD<f64>) {
+pub fn reference_add(
+    x: ArrayViewD<'_, f64>,
+    residual: ArrayViewD<'_, f64>,
+    weight: Option<&[f64]>,
+    eps: f64,
+) -> (ArrayD<f64>, ArrayD<f64>) {
     let h = &x + &residual;
     (reference(h.view(), weight, eps), h)
 }

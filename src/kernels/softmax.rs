@@ -102,4 +102,3 @@ pub fn reference(x: ArrayViewD<'_, f64>) -> ArrayD<f64> {
     }
     y
 }
-

@@ -205,12 +205,9 @@ fn make_inputs(ctx: &Context, op: OpName, s: &[usize], dtype: DType, seed: u64) 
         OpName::Softmax => vec![(s.to_vec(), 8.0)],
         OpName::RmsNorm => vec![(s.to_vec(), 4.0), (vec![s[1]], 2.0)],
         OpName::AddRmsNorm => vec![(s.to_vec(), 4.0), (s.to_vec(), 4.0), (vec![s[1]], 2.0)],
-        OpName::Lora => vec![
-            (vec![s[0], s[1]], 1.0),
-            (vec![s[1], s[2]], 1.0 / (s[1] as f64).sqrt()),
-            (vec![s[2], s[3]], 1.0),
-            (vec![s[0], s[3]], 1.0),
-        ],
+        OpName::Lora => {
+            vec![(vec![s[0], s[1]], 1.0), (vec![s[1], s[2]], 1.0 / (s[1] as f64).sqrt()), (vec![s[2], s[3]], 1.0), (vec![s[0], s[3]], 1.0)]
+        }
     };
     let mut t = Vec::new();
     let mut host = Vec::new();
@@ -246,9 +243,17 @@ fn reference(op: OpName, s: &[usize], h: &[Vec<f64>]) -> Vec<Vec<f64>> {
         }
         OpName::Lora => {
             let base = a2(&h[3], s[0], s[3]);
-            vec![wgfuse::reference::lora(a2(&h[0], s[0], s[1]).view(), a2(&h[1], s[1], s[2]).view(), a2(&h[2], s[2], s[3]).view(), 0.5, Some(base.view()))
+            vec![
+                wgfuse::reference::lora(
+                    a2(&h[0], s[0], s[1]).view(),
+                    a2(&h[1], s[1], s[2]).view(),
+                    a2(&h[2], s[2], s[3]).view(),
+                    0.5,
+                    Some(base.view()),
+                )
                 .into_raw_vec_and_offset()
-                .0]
+                .0,
+            ]
         }
     }
 }
@@ -287,12 +292,29 @@ impl Fused<'_> {
             OpName::AddRmsNorm => rms_norm::encode(
                 self.ctx,
                 pass,
-                &rms_norm::Args { x: &t[0], residual: Some(&t[1]), weight: Some(&t[2]), y: &o[0], h: Some(&o[1]), eps: 1e-5, variant: None },
+                &rms_norm::Args {
+                    x: &t[0],
+                    residual: Some(&t[1]),
+                    weight: Some(&t[2]),
+                    y: &o[0],
+                    h: Some(&o[1]),
+                    eps: 1e-5,
+                    variant: None,
+                },
             ),
             OpName::Lora => lora::encode(
                 self.ctx,
                 pass,
-                &lora::Args { x: &t[0], a: &t[1], b: &t[2], base: Some(&t[3]), y: &o[0], scale: 0.5, mode: lora::Mode::Base, variant: None },
+                &lora::Args {
+                    x: &t[0],
+                    a: &t[1],
+                    b: &t[2],
+                    base: Some(&t[3]),
+                    y: &o[0],
+                    scale: 0.5,
+                    mode: lora::Mode::Base,
+                    variant: None,
+                },
             ),
         }
     }
@@ -499,7 +521,13 @@ fn render(ctx: &Context, rows: &[Row], big: u64, big_us: f64, host: &[(String, f
     let mut s = String::new();
     let a = &ctx.info().adapter;
     let _ = writeln!(s, "device: {} ({:?}, driver {} {})", a.name, a.backend, a.driver, a.driver_info);
-    let _ = writeln!(s, "headline copy: {} MiB read + written in {:.1} µs = {:.0} GB/s\n", big >> 20, big_us, (2 * big) as f64 / (big_us * 1e3));
+    let _ = writeln!(
+        s,
+        "headline copy: {} MiB read + written in {:.1} µs = {:.0} GB/s\n",
+        big >> 20,
+        big_us,
+        (2 * big) as f64 / (big_us * 1e3)
+    );
     let _ = writeln!(
         s,
         "| op | dtype | shape | backend | variant | GPU µs | GB/s | % of copy | max err | vs unfused |\n|---|---|---|---|---|---:|---:|---:|---:|---:|"

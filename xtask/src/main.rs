@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
+//! - `test`: everything CI runs (fmt, clippy, the test suite, a quick compare run).
 //! - `compare-backends`: every op × dtype × shape × backend on the chosen adapter, timed on
 //!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
 //! - `shaders [--check]`: compile `shaders/glsl/*.comp` to SPIR-V (glslc); `--check` fails
@@ -8,19 +9,21 @@
 //!   the CPU against the references.
 
 mod compare;
+mod test;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        eprintln!("usage: cargo xtask <compare-backends|shaders|check-msl> [options]");
+        eprintln!("usage: cargo xtask <compare-backends|test> [options]");
         return ExitCode::from(2);
     };
     let rest = &args[1..];
     let result = match task.as_str() {
         "compare-backends" => compare::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends")),
+        "test" => test::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

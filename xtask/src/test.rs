@@ -1,0 +1,26 @@
+//! `cargo xtask test`: everything CI checks, in the order that fails fastest: formatting,
+//! lints, generated shaders, the MSL emulation, the test suite, and a quick compare run.
+
+use std::process::Command;
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    println!("\n==> cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args).status().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed ({status})", args.join(" ")))
+    }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--no-compare");
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    cargo(&["test", "--workspace", "--all-features"])?;
+    if !quick {
+        cargo(&["run", "--release", "-p", "xtask", "--", "compare-backends", "--quick"])?;
+    }
+    println!("\nall checks passed");
+    Ok(())
+}
