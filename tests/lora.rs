@@ -102,3 +102,37 @@ fn lora_merge_shapes() {
         }
     }
 }
+
+#[test]
+fn lora_every_variant() {
+    use wgfuse::kernels::{lora, Kind, Variant};
+    let ctx = ctx(false);
+    for (rows, k_in, rank, out) in [(2100usize, 40usize, 5usize, 36usize), (17, 9, 1, 1030), (33, 64, 128, 8)] {
+        let what = format!("variants {rows}x{k_in}x{rank}x{out}");
+        let mut g = rng(&what);
+        let dtype = DType::F32;
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 0.3), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], dtype);
+        let baseref = arr(&basev, rows, out);
+        let want = wgfuse::reference::lora(
+            arr(&xs, rows, k_in).view(),
+            arr(&av, k_in, rank).view(),
+            arr(&bv, rank, out).view(),
+            -1.5,
+            Some(baseref.view()),
+        );
+        for tm in [4u32, 8, 16] {
+            for passes in [1u32, 2, 3, 64] {
+                let v = Variant { kind: Kind::Plain, wg: 256, threads: passes, chunks: tm, mode: 0 };
+                let y = ctx.tensor(&vec![f32::NAN; rows * out], &[rows, out]).unwrap();
+                let args =
+                    lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: -1.5, mode: lora::Mode::Base, variant: Some(v) };
+                ctx.lora_with(&args).unwrap();
+                let (atol, rtol) = tols(dtype, k_in, rank);
+                assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {}", v.describe()));
+            }
+        }
+    }
+}

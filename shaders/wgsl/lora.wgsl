@@ -10,21 +10,24 @@
 // MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
 //       3 merge: y = base + s A B, rows of A taking the place of x A (x unused).
 //
-// Work split: workgroup g takes row tile g / col_blocks (TM = K rows) and column block
-// g % col_blocks (T chunks of 4 columns per thread). Phase 1: the k axis (in) is split over all
-// WG threads, 4 k at a time; each thread accumulates TM x JB partial sums (JB = 16 / TM * 4
-// columns of A per sweep), reduced with subgroupAdd and then across subgroups in shared
-// memory. Phase 2: each thread owns columns 4c..4c+3 and sums t[m][j] * B[j][4c..] over j for
-// the TM rows, so each B load serves TM rows.
+// Work split: workgroup g takes row tile g / col_blocks (TM = K rows, 4, 8 or 16) and column
+// block g % col_blocks. Both phases work in 4 x 4 register blocks (4 rows x 4 columns, four
+// vec4 accumulators), so that each load feeds 4 to 16 FMAs and no register array is indexed.
+// Phase 1 (t = x A): the (TM/4) x ceil(r/4) blocks of t are spread over the threads, and the
+// k axis (in) is split into KS = WG / NB slices (NB: blocks rounded up to a power of two);
+// thread lid takes slice lid % KS of block lid / KS, so neighbouring threads read neighbouring
+// chunks of the same x rows. The partial blocks meet in shared memory and are summed there.
+// Phase 2: thread lid takes row block lid % MB (MB = TM / 4) and column chunk lid / MB of each
+// pass of WG / MB chunks, T passes per column block; each B load serves 4 rows, and a thread's
+// 4 x 4 outputs are 4 vec4 stores.
 
 override WG: u32 = 256u;
-override T: u32 = 4u;   // column chunks per thread per block
-override K: u32 = 4u;   // rows per tile (TM), 1..16
+override T: u32 = 4u;   // passes over WG / MB column chunks per column block
+override K: u32 = 4u;   // rows per tile (TM): 4, 8 or 16
 override MODE: u32 = 1u;
 
 const TMAX: u32 = 16u;
 const RMAX: u32 = 128u;
-const SGMAX: u32 = 64u; // subgroups per workgroup at most (WG 256 / subgroup size 4)
 
 struct Params {
     rows: u32,
@@ -52,7 +55,7 @@ var<immediate> p: Params;
 @group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
 
 var<workgroup> t_sh: array<f32, 2048>; // TMAX * RMAX
-var<workgroup> part: array<vec4<f32>, 1024>; // SGMAX * TMAX
+var<workgroup> part: array<vec4<f32>, 1024>; // 4 vec4 per thread
 
 fn unpack4(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
@@ -144,80 +147,97 @@ fn store_y(f16: bool, e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
     }
 }
 
-fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+// Reads t[m][j] from shared memory (0 outside the tile).
+fn t_at(m: u32, j: u32, r: u32) -> f32 {
+    return t_sh[m * r + j];
+}
+
+fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     let tile = g / p.col_blocks;
     let cblock = g % p.col_blocks;
     let m0 = tile * K;
     let tm = min(K, p.rows - m0);
     let r = p.rank;
+    let nq = (r + 3u) / 4u;             // column blocks of t
+    let mb_n = K / 4u;                  // row blocks of t
+    let nb = mb_n * nq;
+    var nb2 = 1u;
+    while (nb2 < nb) {
+        nb2 = nb2 << 1u;
+    }
+    let ks = max(WG / nb2, 1u);
 
     // ---- phase 1: t = x A for the tile's rows (or the rows of A, merging) ----
     if (MODE == 3u) {
-        for (var i = lid; i < tm * r; i += WG) {
-            t_sh[i] = ld1(f16, 1u, m0 * r + i);
+        for (var i = lid; i < K * r; i += WG) {
+            var v = 0.0;
+            if (i / r < tm) {
+                v = ld1(f16, 1u, m0 * r + i);
+            }
+            t_sh[i] = v;
         }
     } else {
-        let jb = (TMAX / K) * 4u; // columns of A per sweep
-        let in_aligned = p.k_in % 4u == 0u;
-        let a_aligned = r % 4u == 0u;
-        let sgid = lid / sg;
-        let nsg = WG / sg;
-        for (var j0 = 0u; j0 < r; j0 += jb) {
-            var acc: array<vec4<f32>, TMAX>;
-            for (var i = 0u; i < TMAX; i++) {
-                acc[i] = vec4<f32>(0.0);
-            }
-            for (var k = 4u * lid; k < p.k_in; k += 4u * WG) {
-                // x[m][k .. k + 4] for the tile's rows: one vector load each when aligned.
-                var xs: array<vec4<f32>, TMAX>;
-                for (var m = 0u; m < K; m++) {
-                    if (m < tm) {
-                        let row = (m0 + m) * p.k_in;
-                        xs[m] = ld4_at(f16, 0u, row + k, in_aligned, row + p.k_in);
-                    } else {
-                        xs[m] = vec4<f32>(0.0);
-                    }
+        let s = lid % ks;
+        let b = lid / ks;
+        var c0 = vec4<f32>(0.0);
+        var c1 = vec4<f32>(0.0);
+        var c2 = vec4<f32>(0.0);
+        var c3 = vec4<f32>(0.0);
+        if (b < nb) {
+            let mb = b / nq;
+            let j = 4u * (b % nq);
+            let in_aligned = p.k_in % 4u == 0u;
+            let a_aligned = r % 4u == 0u;
+            // Rows of x this thread reads (clamped; rows past the tile are zeroed).
+            let rm = m0 + 4u * mb;
+            let v0 = 4u * mb < tm;
+            let v1 = 4u * mb + 1u < tm;
+            let v2 = 4u * mb + 2u < tm;
+            let v3 = 4u * mb + 3u < tm;
+            for (var k = 4u * s; k < p.k_in; k += 4u * ks) {
+                let zero = vec4<f32>(0.0);
+                let x0 = select(zero, ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + p.k_in), v0);
+                var x1 = zero;
+                var x2 = zero;
+                var x3 = zero;
+                if (v1) {
+                    x1 = ld4_at(f16, 0u, (rm + 1u) * p.k_in + k, in_aligned, (rm + 1u) * p.k_in + p.k_in);
                 }
+                if (v2) {
+                    x2 = ld4_at(f16, 0u, (rm + 2u) * p.k_in + k, in_aligned, (rm + 2u) * p.k_in + p.k_in);
+                }
+                if (v3) {
+                    x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + p.k_in);
+                }
+                let kn = min(4u, p.k_in - k);
                 for (var kk = 0u; kk < 4u; kk++) {
-                    if (k + kk < p.k_in) {
-                        // Row k + kk of A, columns j0 .. j0 + jb.
-                        for (var q = 0u; q < jb / 4u; q++) {
-                            let j = j0 + 4u * q;
-                            if (j < r) {
-                                let arow = (k + kk) * r;
-                                let a = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
-                                for (var m = 0u; m < K; m++) {
-                                    acc[m * (jb / 4u) + q] += xs[m][kk] * a;
-                                }
-                            }
-                        }
+                    if (kk < kn) {
+                        let arow = (k + kk) * r;
+                        let a = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
+                        c0 += x0[kk] * a;
+                        c1 += x1[kk] * a;
+                        c2 += x2[kk] * a;
+                        c3 += x3[kk] * a;
                     }
                 }
             }
-            // Reduce every accumulator over the workgroup.
-            for (var i = 0u; i < TMAX; i++) {
-                let s = subgroupAdd(acc[i]);
-                if (lid % sg == 0u) {
-                    part[sgid * TMAX + i] = s;
-                }
+        }
+        part[4u * lid] = c0;
+        part[4u * lid + 1u] = c1;
+        part[4u * lid + 2u] = c2;
+        part[4u * lid + 3u] = c3;
+        workgroupBarrier();
+        // Sum the slices: one output of t per thread and pass.
+        for (var o = lid; o < K * r; o += WG) {
+            let m = o / r;
+            let jj = o % r;
+            let bb = (m / 4u) * nq + jj / 4u;
+            var acc = 0.0;
+            for (var s2 = 0u; s2 < ks; s2++) {
+                acc += part[4u * (bb * ks + s2) + (m % 4u)][jj % 4u];
             }
-            workgroupBarrier();
-            if (lid < TMAX) {
-                var s = vec4<f32>(0.0);
-                for (var w = 0u; w < nsg; w++) {
-                    s += part[w * TMAX + lid];
-                }
-                let m = lid / (jb / 4u);
-                let q = lid % (jb / 4u);
-                for (var k = 0u; k < 4u; k++) {
-                    let j = j0 + 4u * q + k;
-                    if (m < tm && j < r) {
-                        t_sh[m * r + j] = s[k];
-                    }
-                }
-            }
-            workgroupBarrier();
+            t_sh[o] = acc;
         }
     }
     workgroupBarrier();
@@ -225,45 +245,56 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     // ---- phase 2: y[m][cols] = base + s * sum_j t[m][j] * B[j][cols] ----
     let out_aligned = p.n_out % 4u == 0u;
     let chunks_out = (p.n_out + 3u) / 4u;
-    for (var i = 0u; i < T; i++) {
-        let cc = (cblock * T + i) * WG + lid;
+    let mb = lid % mb_n;
+    let per_pass = WG / mb_n;
+    for (var ps = 0u; ps < T; ps++) {
+        let cc = (cblock * T + ps) * per_pass + lid / mb_n;
         if (cc < chunks_out) {
             let col = 4u * cc;
             let nl = min(4u, p.n_out - col);
-            var acc: array<vec4<f32>, TMAX>;
-            for (var m = 0u; m < TMAX; m++) {
-                acc[m] = vec4<f32>(0.0);
-            }
+            var a0 = vec4<f32>(0.0);
+            var a1 = vec4<f32>(0.0);
+            var a2 = vec4<f32>(0.0);
+            var a3 = vec4<f32>(0.0);
+            let m = 4u * mb;
             for (var j = 0u; j < r; j++) {
                 let b = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
-                for (var m = 0u; m < K; m++) {
-                    acc[m] += t_sh[m * r + j] * b;
-                }
+                a0 += t_at(m, j, r) * b;
+                a1 += t_at(m + 1u, j, r) * b;
+                a2 += t_at(m + 2u, j, r) * b;
+                a3 += t_at(m + 3u, j, r) * b;
             }
-            for (var m = 0u; m < K; m++) {
-                if (m < tm) {
-                    let e = (m0 + m) * p.n_out + col;
-                    var v = p.scale * acc[m];
-                    if (MODE == 1u || MODE == 3u) {
-                        v += ld4_at(f16, 3u, e, out_aligned, e + nl);
-                    } else if (MODE == 2u) {
-                        v += ld4_at(f16, 4u, e, out_aligned, e + nl);
-                    }
-                    store_y(f16, e, v, nl, out_aligned);
-                }
-            }
+            finish(f16, m, col, nl, out_aligned, m0, tm, a0);
+            finish(f16, m + 1u, col, nl, out_aligned, m0, tm, a1);
+            finish(f16, m + 2u, col, nl, out_aligned, m0, tm, a2);
+            finish(f16, m + 3u, col, nl, out_aligned, m0, tm, a3);
         }
     }
 }
 
-@compute @workgroup_size(WG)
-fn lora_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
-    if (wid.x + wid.y * nwg.x >= ((p.rows + K - 1u) / K) * p.col_blocks) { return; }
-    lora(false, wid, nwg, lid, sg);
+// Adds the base (per MODE), scales and stores row m (of the tile) at column col.
+fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, acc: vec4<f32>) {
+    if (m >= tm) {
+        return;
+    }
+    let e = (m0 + m) * p.n_out + col;
+    var v = p.scale * acc;
+    if (MODE == 1u || MODE == 3u) {
+        v += ld4_at(f16, 3u, e, aligned, e + nl);
+    } else if (MODE == 2u) {
+        v += ld4_at(f16, 4u, e, aligned, e + nl);
+    }
+    store_y(f16, e, v, nl, aligned);
 }
 
 @compute @workgroup_size(WG)
-fn lora_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+fn lora_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     if (wid.x + wid.y * nwg.x >= ((p.rows + K - 1u) / K) * p.col_blocks) { return; }
-    lora(true, wid, nwg, lid, sg);
+    lora(false, wid, nwg, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if (wid.x + wid.y * nwg.x >= ((p.rows + K - 1u) / K) * p.col_blocks) { return; }
+    lora(true, wid, nwg, lid);
 }

@@ -173,7 +173,39 @@ fn sumsq(v: vec4<f32>, mask: vec4<bool>) -> f32 {
     return dot(u, u);
 }
 
-// The register variant; `add` selects add_rms_norm (h = x + r written too).
+// Vector store of a whole chunk to y (which = 0) or h (1).
+fn store_full(f16: bool, which: u32, c: u32, v: vec4<f32>) {
+    if (f16) {
+        if (which == 0u) {
+            y16[c] = pack4(v);
+        } else {
+            h16[c] = pack4(v);
+        }
+    } else {
+        if (which == 0u) {
+            y32[c] = v;
+        } else {
+            h32[c] = v;
+        }
+    }
+}
+
+// Weight chunk j (rows 4-aligned).
+fn load_w(f16: bool, j: u32) -> vec4<f32> {
+    if (f16) {
+        return unpack4(w16[j]);
+    }
+    return w32[j];
+}
+
+// Weights of the four lanes of a full chunk c of a row that is not 4-aligned.
+fn gather_w(f16: bool, c: u32, row: Row) -> vec4<f32> {
+    let j = 4u * c - row.start;
+    return vec4<f32>(weight1(f16, j), weight1(f16, j + 1u), weight1(f16, j + 2u), weight1(f16, j + 3u));
+}
+
+// The register variant; `add` selects add_rms_norm (h = x + r written too). Register
+// arrays are indexed by unrolled loop counters only (see rows.wgsl).
 fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
@@ -182,21 +214,57 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
             var a = load_x(f16, c);
-            let mask = lane_mask(c, row);
             if (add) {
                 a = round_sum(f16, a + load_r(f16, c));
-                store(f16, 1u, c, a, mask);
+                if (full(c, row)) {
+                    store_full(f16, 1u, c, a);
+                }
             }
             v[i] = a;
-            ss += sumsq(a, mask);
+            ss += sumsq(a, lane_mask(c, row));
+        }
+    }
+    if (add) {
+        for (var b = 0u; b < 2u; b++) {
+            let i = boundary_slot(b, row);
+            if (i < KMAX) {
+                let c = row.c0 + row.tid + i * T;
+                store(f16, 1u, c, pick(&v, i), lane_mask(c, row));
+            }
         }
     }
     let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
+    let weighted = (MODE & 1u) != 0u;
+    if (p.n % 4u == 0u) {
+        // Rows are 4-aligned: every chunk is full, and weight chunks line up with row chunks.
+        for (var i = 0u; i < K; i++) {
+            let c = row.c0 + row.tid + i * T;
+            if (c < row.c1) {
+                var o = v[i] * inv;
+                if (weighted) {
+                    o *= load_w(f16, c - row.c0);
+                }
+                store_full(f16, 0u, c, o);
+            }
+        }
+        return;
+    }
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (c < row.c1 && full(c, row)) {
+            var o = v[i] * inv;
+            if (weighted) {
+                o *= gather_w(f16, c, row);
+            }
+            store_full(f16, 0u, c, o);
+        }
+    }
+    for (var b = 0u; b < 2u; b++) {
+        let i = boundary_slot(b, row);
+        if (i < KMAX) {
+            let c = row.c0 + row.tid + i * T;
             let mask = lane_mask(c, row);
-            store(f16, 0u, c, v[i] * inv * weights(f16, c, row, mask), mask);
+            store(f16, 0u, c, pick(&v, i) * inv * weights(f16, c, row, mask), mask);
         }
     }
 }

@@ -102,3 +102,39 @@ fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
     }
     return s;
 }
+
+// Chunk c lies wholly inside the row (only a row's first and last chunk may not).
+fn full(c: u32, row: Row) -> bool {
+    return 4u * c >= row.start && 4u * c + 4u <= row.end;
+}
+
+// The chunks of a row that are not full, each handled once by the thread that holds it:
+// returns the register index of boundary chunk b (0: first, 1: last) for this thread, or KMAX.
+// Register arrays are only ever indexed by unrolled loop counters (dynamic indices would put
+// them in local memory); `pick` reads entry i through a select chain for the same reason.
+fn boundary_slot(b: u32, row: Row) -> u32 {
+    if (row.c1 <= row.c0) {
+        return KMAX;
+    }
+    var c = row.c0;
+    if (b == 1u) {
+        c = row.c1 - 1u;
+        if (c == row.c0) {
+            return KMAX;
+        }
+    }
+    if (full(c, row) || (c - row.c0) % T != row.tid) {
+        return KMAX;
+    }
+    return (c - row.c0) / T;
+}
+
+fn pick(v: ptr<function, array<vec4<f32>, KMAX>>, i: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var j = 0u; j < K; j++) {
+        if (j == i) {
+            r = (*v)[j];
+        }
+    }
+    return r;
+}

@@ -178,14 +178,21 @@ fn softmax_f32_reg(
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
-            v[i] = load32(c);
+            v[i] = x32[c];
         }
     }
     let st = reg_softmax(&v, row, lid, sg);
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
-            store32(c, v[i] * st.inv, lane_mask(c, row));
+        if (c < row.c1 && full(c, row)) {
+            y32[c] = v[i] * st.inv;
+        }
+    }
+    for (var b = 0u; b < 2u; b++) {
+        let i = boundary_slot(b, row);
+        if (i < KMAX) {
+            let c = row.c0 + row.tid + i * T;
+            store32(c, pick(&v, i) * st.inv, lane_mask(c, row));
         }
     }
 }
@@ -211,8 +218,16 @@ fn softmax_f16_reg(
     let st = reg_softmax(&v, row, lid, sg);
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
-            store16(c, v[i] * st.inv, lane_mask(c, row));
+        if (c < row.c1 && full(c, row)) {
+            let o = v[i] * st.inv;
+            y16[c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
+        }
+    }
+    for (var b = 0u; b < 2u; b++) {
+        let i = boundary_slot(b, row);
+        if (i < KMAX) {
+            let c = row.c0 + row.tid + i * T;
+            store16(c, pick(&v, i) * st.inv, lane_mask(c, row));
         }
     }
 }

@@ -50,15 +50,24 @@ pub struct Args<'a> {
     pub variant: Option<Variant>,
 }
 
-/// The variant for `rows` rows and `out` columns: tiles of 4 rows (fewer for fewer rows);
-/// when row tiles are few (decoding), columns are split over workgroups so that the whole
-/// GPU works, at the price of each workgroup recomputing its rows of `x·A`.
+/// The variant for `rows` rows and `out` columns: tiles of 16 rows for many rows (each B
+/// load then serves 16 rows), fewer for fewer; when row tiles are too few to fill the GPU
+/// (decoding), columns are split over workgroups, each recomputing its rows of `x·A`.
 pub fn variant(rows: usize, out: usize) -> Variant {
-    let tm = if rows >= 4 { 4 } else { rows.next_power_of_two() as u32 };
-    let tiles = rows.div_ceil(tm as usize);
-    let chunks = out.div_ceil(4) as u32;
-    let per_thread = if tiles >= 256 { chunks.div_ceil(WG) } else { 1 };
-    Variant { kind: Kind::Plain, wg: WG, threads: per_thread.max(1), chunks: tm, mode: 0 }
+    let tm: u32 = if rows >= 2048 {
+        16
+    } else if rows >= 256 {
+        8
+    } else {
+        4
+    };
+    let tiles = rows.div_ceil(tm as usize) as u64;
+    let per_pass = (WG / (tm / 4)) as u64;
+    let passes = (out.div_ceil(4) as u64).div_ceil(per_pass);
+    // Aim for two waves of workgroups over ~128 multiprocessors.
+    let want_blocks = 256u64.div_ceil(tiles).max(1);
+    let t = passes.div_ceil(want_blocks).max(1);
+    Variant { kind: Kind::Plain, wg: WG, threads: t as u32, chunks: tm, mode: 0 }
 }
 
 fn dims(t: &Tensor) -> (usize, usize) {
@@ -119,14 +128,12 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         Mode::InPlace => 2,
         Mode::Merge => 3,
     };
-    if !matches!(v.chunks, 1 | 2 | 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            what: format!("variant {v:?}: rows per tile must be 1, 2, 4, 8 or 16, {WG} threads"),
-        });
+    if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
+        return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
     }
     let chunks = out.div_ceil(4) as u64;
-    let col_blocks = chunks.div_ceil((v.threads * WG) as u64);
+    let per_pass = (WG / (v.chunks / 4)) as u64;
+    let col_blocks = chunks.div_ceil(v.threads as u64 * per_pass);
     let tiles = rows.div_ceil(v.chunks as usize) as u64;
     // Every mode shares one entry point per dtype; the mode constant tells them apart.
     let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: ctx.backend() };

@@ -98,7 +98,7 @@ impl Variant {
         match self.kind {
             Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
-            Kind::Plain => format!("wg{} tile{}", self.wg, self.chunks),
+            Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
+//! - `tune`: times every kernel variant per shape (the data behind the variant rules).
 //! - `test`: everything CI runs (fmt, clippy, the test suite, a quick compare run).
 //! - `compare-backends`: every op × dtype × shape × backend on the chosen adapter, timed on
 //!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
@@ -10,6 +11,7 @@
 
 mod compare;
 mod test;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -23,7 +25,8 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "compare-backends" => compare::run(rest),
         "test" => test::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test")),
+        "tune" => tune::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

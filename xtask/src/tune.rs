@@ -1,0 +1,185 @@
+//! `cargo xtask tune`: times every variant of the row kernels (threads per row × chunks per
+//! thread, registers vs looped) and of LoRA (rows per tile × columns per thread) on the shapes
+//! given, so that the variant rule in `kernels::row_variant` / `lora::variant` rests on
+//! measurements. Prints one line per variant: GB/s and % of a copy of the same bytes.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use wgfuse::kernels::{copy, lora, rms_norm, softmax, Kind, Variant};
+use wgfuse::timing::{median, Timer};
+use wgfuse::{Context, DType, Tensor};
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn tensor(ctx: &Context, rng: &mut impl Rng, shape: &[usize], dtype: DType) -> Res<Tensor> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
+    match dtype {
+        DType::F32 => ctx.tensor(&v, shape).map_err(err),
+        DType::F16 => ctx.tensor(&v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), shape).map_err(err),
+    }
+}
+
+fn time(timer: &mut Timer, warm: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>) -> Res<f64> {
+    timer.warm_up(warm, &mut f).map_err(err)?;
+    Ok(median(&timer.time(20, &mut f).map_err(err)?))
+}
+
+fn row_variants(n: usize, max_wg: u32) -> Vec<Variant> {
+    let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 };
+    let mut v = Vec::new();
+    for t in [1u32, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] {
+        if t > max_wg {
+            continue;
+        }
+        let k = chunks.div_ceil(t as usize) as u32;
+        for wg in [256u32, 512, 1024] {
+            if wg < t || wg > max_wg || (t < 256 && wg != 256) || (t >= 256 && wg != t) {
+                continue;
+            }
+            if k <= 16 && k >= 1 && (k as usize) * (t as usize) < chunks + t as usize {
+                v.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
+            }
+            if t >= 128 {
+                v.push(Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 });
+            }
+        }
+    }
+    v
+}
+
+pub fn run(args: &[String]) -> Res<()> {
+    let mut ops = vec!["softmax".to_string(), "rms_norm".into(), "add_rms_norm".into(), "lora".into()];
+    let mut shapes: Vec<Vec<usize>> = vec![vec![128, 1024], vec![4096, 4096], vec![4096, 8192], vec![16384, 4096], vec![4096, 32000]];
+    let mut lora_shapes: Vec<Vec<usize>> = vec![vec![512, 512, 8, 512], vec![1, 4096, 16, 4096], vec![4096, 4096, 16, 4096]];
+    let mut dtypes = vec![DType::F32, DType::F16];
+    let mut warm = Duration::from_millis(100);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or(format!("{a} needs a value"))?;
+        let parse = |s: &str| -> Res<Vec<Vec<usize>>> {
+            s.split(',').map(|x| x.split('x').map(|d| d.parse::<usize>().map_err(err)).collect()).collect()
+        };
+        match a.as_str() {
+            "--ops" => ops = v.split(',').map(String::from).collect(),
+            "--shapes" => shapes = parse(v)?,
+            "--lora-shapes" => lora_shapes = parse(v)?,
+            "--dtypes" => dtypes = v.split(',').map(|d| if d == "f16" { DType::F16 } else { DType::F32 }).collect(),
+            "--warmup-ms" => warm = Duration::from_millis(v.parse().map_err(err)?),
+            o => return Err(format!("unknown option {o}")),
+        }
+    }
+    let ctx = Context::new().map_err(err)?;
+    println!("{}", ctx.info());
+    let max_wg = ctx.info().limits.max_compute_invocations_per_workgroup;
+    let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for op in &ops {
+        for &dtype in &dtypes {
+            let list = if op == "lora" { &lora_shapes } else { &shapes };
+            for s in list {
+                let es = dtype.size() as u64;
+                if op == "lora" {
+                    let (m, k, r, o) = (s[0], s[1], s[2], s[3]);
+                    let x = tensor(&ctx, &mut rng, &[m, k], dtype)?;
+                    let a = tensor(&ctx, &mut rng, &[k, r], dtype)?;
+                    let b = tensor(&ctx, &mut rng, &[r, o], dtype)?;
+                    let base = tensor(&ctx, &mut rng, &[m, o], dtype)?;
+                    let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
+                    let bytes = (m * k + k * r + r * o + 2 * m * o) as u64 * es;
+                    let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
+                    for tm in [4u32, 8, 16] {
+                        let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
+                        for per in [1u32, 2, 4, 8, 16, 32, 64] {
+                            if per > passes {
+                                continue;
+                            }
+                            let v = Variant { kind: Kind::Plain, wg: 256, threads: per, chunks: tm, mode: 1 };
+                            let args = lora::Args {
+                                x: &x,
+                                a: &a,
+                                b: &b,
+                                base: Some(&base),
+                                y: &y,
+                                scale: 0.5,
+                                mode: lora::Mode::Base,
+                                variant: Some(v),
+                            };
+                            let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
+                            println!(
+                                "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
+                                dtype.name(),
+                                s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                                v.describe(),
+                                us,
+                                bytes as f64 / (us * 1e3),
+                                100.0 * bound / us
+                            );
+                        }
+                    }
+                    continue;
+                }
+                let (rows, n) = (s[0], s[1]);
+                let x = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+                let r = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+                let w = tensor(&ctx, &mut rng, &[n], dtype)?;
+                let y = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+                let h = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+                let elems = (rows * n) as u64;
+                let bytes = match op.as_str() {
+                    "softmax" => 2 * elems * es,
+                    "rms_norm" => (2 * elems + n as u64) * es,
+                    _ => (4 * elems + n as u64) * es,
+                };
+                let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
+                let pick = wgfuse::kernels::row_variant(n, max_wg);
+                for v in row_variants(n, max_wg) {
+                    let us = match op.as_str() {
+                        "softmax" => {
+                            time(&mut timer, warm, |p| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: Some(v) }))?
+                        }
+                        "rms_norm" => {
+                            let a = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: Some(v) };
+                            time(&mut timer, warm, |p| rms_norm::encode(&ctx, p, &a))?
+                        }
+                        _ => {
+                            let a = rms_norm::Args {
+                                x: &x,
+                                residual: Some(&r),
+                                weight: Some(&w),
+                                y: &y,
+                                h: Some(&h),
+                                eps: 1e-5,
+                                variant: Some(v),
+                            };
+                            time(&mut timer, warm, |p| rms_norm::encode(&ctx, p, &a))?
+                        }
+                    };
+                    println!(
+                        "{op} {} {rows}x{n}: {:<20} {:9.2} µs {:7.0} GB/s {:6.1}% of copy{}",
+                        dtype.name(),
+                        v.describe(),
+                        us,
+                        bytes as f64 / (us * 1e3),
+                        100.0 * bound / us,
+                        if v == pick { "  <- rule" } else { "" }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_time(ctx: &Context, timer: &mut Timer, warm: Duration, bytes: u64) -> Res<f64> {
+    let n = (bytes / 2).div_ceil(4) as usize;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let x = tensor(ctx, &mut rng, &[n], DType::F32)?;
+    let y = tensor(ctx, &mut rng, &[n], DType::F32)?;
+    time(timer, warm, |p| copy::encode(ctx, p, &x, &y))
+}
