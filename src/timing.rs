@@ -77,35 +77,58 @@ impl Timer {
         self.clock
     }
 
-    /// Runs `f` back to back (no timing, no flush) until `min` of wall time has passed, so the
-    /// GPU leaves its idle clocks. Returns how many runs that took.
+    /// Keeps the GPU busy with `f` for at least `min` of wall time, so that it leaves its idle
+    /// clocks: batches of about 10 ms of work, the next one always queued before the previous
+    /// one finishes, so the GPU never idles in between (a GPU that idles drops its clocks again).
+    /// Returns how many runs that took.
     pub fn warm_up(&mut self, min: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<usize> {
-        let start = Instant::now();
-        let mut runs = 0usize;
-        let mut batch = 1usize;
-        while start.elapsed() < min {
-            let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });
+        let device = self.ctx.device().clone();
+        let record = |f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>, n: usize| -> Result<wgpu::CommandEncoder> {
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                for _ in 0..batch {
+                for _ in 0..n {
                     f(&mut pass)?;
                 }
             }
-            self.submit_wait(enc)?;
+            Ok(enc)
+        };
+        // One run, waited for, to size the batches (its host overhead makes this an upper
+        // bound of the run time, so batches err on the short side; queuing hides that).
+        let t = Instant::now();
+        self.submit_wait(record(&mut f, 1)?)?;
+        let one = t.elapsed().as_secs_f64().max(1e-6);
+        let batch = ((0.010 / one) as usize).clamp(1, 4096);
+        let start = Instant::now();
+        let mut runs = 1usize;
+        let mut queued: Option<wgpu::SubmissionIndex> = None;
+        while start.elapsed() < min {
+            let enc = record(&mut f, batch)?;
+            let queue = self.ctx.queue();
+            let idx = self.ctx.scoped(|| queue.submit([enc.finish()]))?;
+            if let Some(prev) = queued.replace(idx) {
+                self.wait(prev)?;
+            }
             runs += batch;
-            batch = (batch * 2).min(1024);
+        }
+        if let Some(prev) = queued {
+            self.wait(prev)?;
         }
         Ok(runs)
     }
 
-    fn submit_wait(&self, enc: wgpu::CommandEncoder) -> Result<()> {
-        let queue = self.ctx.queue();
-        let idx = self.ctx.scoped(|| queue.submit([enc.finish()]))?;
+    fn wait(&self, idx: wgpu::SubmissionIndex) -> Result<()> {
         self.ctx
             .device()
             .poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None })
             .map_err(|e| Error::Readback(e.to_string()))?;
         Ok(())
+    }
+
+    fn submit_wait(&self, enc: wgpu::CommandEncoder) -> Result<()> {
+        let queue = self.ctx.queue();
+        let idx = self.ctx.scoped(|| queue.submit([enc.finish()]))?;
+        self.wait(idx)
     }
 
     /// Times `runs` runs of `f`, each in its own compute pass (cold L2 before each when the

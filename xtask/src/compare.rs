@@ -200,7 +200,7 @@ fn random_tensor(ctx: &Context, rng: &mut impl Rng, shape: &[usize], dtype: DTyp
 }
 
 fn make_inputs(ctx: &Context, op: OpName, s: &[usize], dtype: DType, seed: u64) -> Res<Inputs> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let shapes: Vec<(Vec<usize>, f64)> = match op {
         OpName::Softmax => vec![(s.to_vec(), 8.0)],
         OpName::RmsNorm => vec![(s.to_vec(), 4.0), (vec![s[1]], 2.0)],
@@ -391,7 +391,7 @@ fn measure(timer: &mut Timer, o: &Opts, mut f: impl FnMut(&mut wgpu::ComputePass
 /// Times a copy of `bytes` (half read, half written): the bound for an op moving `bytes`.
 fn copy_bound(ctx: &Context, timer: &mut Timer, o: &Opts, bytes: u64) -> Res<f64> {
     let n = (bytes / 2).div_ceil(4) as usize;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
     let x = random_tensor(ctx, &mut rng, &[n], DType::F32, 1.0)?.0;
     let y = ctx.softmax(&x).map_err(err)?; // any output buffer of the same size
     measure(timer, o, |pass| copy::encode(ctx, pass, &x, &y))
@@ -516,7 +516,7 @@ pub fn run(args: &[String]) -> Res<()> {
 /// The small-op and host-path numbers: GPU time per chained softmax 128x1024, and the wall
 /// time of a loop of `ctx.softmax` calls with one sync at the end.
 fn host_path(ctx: &Context, timer: &mut Timer, o: &Opts) -> Res<Vec<(String, f64)>> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(99);
     let (x, _) = random_tensor(ctx, &mut rng, &[128, 1024], DType::F32, 8.0)?;
     let y = ctx.softmax(&x).map_err(err)?;
     let chain = 100;
