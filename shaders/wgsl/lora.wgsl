@@ -6,7 +6,7 @@
 // Bindings (f16): 8 x, 9 A, 10 B, 11 base, 12 y: array<vec2<u32>> (4 halves each); 13 y as
 //   words, for writes of single halves (odd `out`). Every entry point refers to both sets, so
 //   all slots are bound (aliases of the same buffers).
-// Immediates: rows M, in, r, out, scale (f32 bits), column blocks.
+// Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass.
 // MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
 //       3 merge: y = base + s A B, rows of A taking the place of x A (x unused).
 //
@@ -36,7 +36,7 @@ struct Params {
     n_out: u32,
     scale: f32,
     col_blocks: u32,
-    _p0: u32,
+    per_pass: u32, // column chunks per pass (at most WG / MB; fewer spreads columns over more workgroups)
     _p1: u32,
 }
 
@@ -246,10 +246,10 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     let out_aligned = p.n_out % 4u == 0u;
     let chunks_out = (p.n_out + 3u) / 4u;
     let mb = lid % mb_n;
-    let per_pass = WG / mb_n;
+    let per_pass = p.per_pass;
     for (var ps = 0u; ps < T; ps++) {
         let cc = (cblock * T + ps) * per_pass + lid / mb_n;
-        if (cc < chunks_out) {
+        if (lid / mb_n < per_pass && cc < chunks_out) {
             let col = 4u * cc;
             let nl = min(4u, p.n_out - col);
             var a0 = vec4<f32>(0.0);
@@ -257,7 +257,19 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
             var a2 = vec4<f32>(0.0);
             var a3 = vec4<f32>(0.0);
             let m = 4u * mb;
-            for (var j = 0u; j < r; j++) {
+            // Four rows of B per step, loaded before they are used: four loads in flight.
+            var j = 0u;
+            for (; j + 4u <= r; j += 4u) {
+                let b0 = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
+                let b1 = ld4_at(f16, 2u, (j + 1u) * p.n_out + col, out_aligned, (j + 1u) * p.n_out + p.n_out);
+                let b2 = ld4_at(f16, 2u, (j + 2u) * p.n_out + col, out_aligned, (j + 2u) * p.n_out + p.n_out);
+                let b3 = ld4_at(f16, 2u, (j + 3u) * p.n_out + col, out_aligned, (j + 3u) * p.n_out + p.n_out);
+                a0 += t_at(m, j, r) * b0 + t_at(m, j + 1u, r) * b1 + t_at(m, j + 2u, r) * b2 + t_at(m, j + 3u, r) * b3;
+                a1 += t_at(m + 1u, j, r) * b0 + t_at(m + 1u, j + 1u, r) * b1 + t_at(m + 1u, j + 2u, r) * b2 + t_at(m + 1u, j + 3u, r) * b3;
+                a2 += t_at(m + 2u, j, r) * b0 + t_at(m + 2u, j + 1u, r) * b1 + t_at(m + 2u, j + 2u, r) * b2 + t_at(m + 2u, j + 3u, r) * b3;
+                a3 += t_at(m + 3u, j, r) * b0 + t_at(m + 3u, j + 1u, r) * b1 + t_at(m + 3u, j + 2u, r) * b2 + t_at(m + 3u, j + 3u, r) * b3;
+            }
+            for (; j < r; j++) {
                 let b = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
                 a0 += t_at(m, j, r) * b;
                 a1 += t_at(m + 1u, j, r) * b;

@@ -135,31 +135,37 @@ pub(crate) fn slot(dtype: DType, i: u32) -> u32 {
     }
 }
 
-/// The variant for a row-wise kernel (softmax, RMSNorm) over rows of `n` elements.
+/// The variant for a row-wise kernel (softmax, RMSNorm) over `rows` rows of `n` elements.
 ///
-/// The rule: the fewest threads per row (a power of two) that leave each thread at most 4
-/// chunks, several rows per 256-thread workgroup for short rows; long rows use 256 threads
-/// with up to 8 chunks, then 512 threads with up to 16 (the row still in registers: one read
-/// per element); longer rows use the online variant, which reads twice.
-pub fn row_variant(n: usize, max_invocations: u32) -> Variant {
+/// The rule, derived from `cargo xtask tune` on an H200 (Vulkan, subgroup 32), f32 and f16:
+/// - threads per row T: the smallest power of two that leaves each thread at most 4 chunks of 4
+///   elements (4096-wide rows: T = 256, 41.9 µs for softmax f32 4096x4096, against 43.1 at
+///   T = 512 and 44.1 at T = 128 with 8 chunks), several rows per 256-thread workgroup for
+///   short rows;
+/// - few rows: T doubles (up to 256) while there are fewer than 256 workgroups and a thread
+///   holds more than one chunk (128x1024: T = 256, 8.1 µs, against 9.6 at T = 64);
+/// - rows over 4 × 4 × max threads: up to 8 chunks a thread with max threads (4096x32000 f32:
+///   288 µs; 16 chunks spill: 952 µs);
+/// - longer rows: the looped variant (two reads), 1024 threads.
+pub fn row_variant(rows: usize, n: usize, max_invocations: u32) -> Variant {
     // Chunks a row spans: rows start 4-aligned when n is a multiple of 4.
     let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 } as u64;
     let big = max_invocations.clamp(64, 1024);
-    let wg = 256.min(big);
+    let groups = |t: u32| (rows as u64).div_ceil((256 / t.min(256)).max(1) as u64);
     let mut t = 1u32;
-    while t < wg {
-        if chunks.div_ceil(t as u64) <= 4 {
-            return Variant { kind: Kind::Reg, wg, threads: t, chunks: chunks.div_ceil(t as u64) as u32, mode: 0 };
-        }
+    while t < big && chunks.div_ceil(t as u64) > 4 {
         t *= 2;
     }
-    if chunks.div_ceil(wg as u64) <= 8 {
-        return Variant { kind: Kind::Reg, wg, threads: wg, chunks: chunks.div_ceil(wg as u64) as u32, mode: 0 };
+    let mut k = chunks.div_ceil(t as u64);
+    if k > 8 {
+        return Variant { kind: Kind::Online, wg: big, threads: big, chunks: 1, mode: 0 };
     }
-    if big >= 512 && chunks.div_ceil(512) <= 16 {
-        return Variant { kind: Kind::Reg, wg: 512, threads: 512, chunks: chunks.div_ceil(512) as u32, mode: 0 };
+    while t < 256 && k > 1 && groups(t) < 256 {
+        t *= 2;
+        k = chunks.div_ceil(t as u64);
     }
-    Variant { kind: Kind::Online, wg: big, threads: big, chunks: 1, mode: 0 }
+    let wg = t.max(256.min(big));
+    Variant { kind: Kind::Reg, wg, threads: t, chunks: k as u32, mode: 0 }
 }
 
 /// Workgroups a row kernel needs for `rows` rows.

@@ -60,7 +60,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Err(Error::InvalidArgument { op, what: format!("eps must be finite and >= 0, got {}", a.eps) });
     }
     crate::kernels::check_rows(ctx, a.x, op)?;
-    let mut variant = a.variant.unwrap_or_else(|| row_variant(n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     variant.mode = u32::from(a.weight.is_some());
     let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };

@@ -37,7 +37,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     }
     crate::kernels::check_rows(ctx, a.x, OP)?;
     let n = a.x.last_dim();
-    let variant = a.variant.unwrap_or_else(|| row_variant(n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    let variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
@@ -60,7 +60,7 @@ pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> 
 
 /// The variant [`Context::softmax`] picks for `x`.
 pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
-    row_variant(x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
+    row_variant(x.rows(), x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }
 
 impl Context {

@@ -445,7 +445,8 @@ pub fn run(args: &[String]) -> Res<()> {
         let t0 = Instant::now();
         let want = reference(op, &s_ref, &h_ref);
         let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
-        let cpu_what = if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
+        let cpu_what =
+            if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
         let bytes = bytes_moved(op, s, dtype);
         let bound = copy_bound(&ctx, &mut timer, &o, bytes)?;
         let shape = shape_str(s);

@@ -144,7 +144,7 @@ pub fn run(args: &[String]) -> Res<()> {
                     _ => (4 * elems + n as u64) * es,
                 };
                 let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                let pick = wgfuse::kernels::row_variant(n, max_wg);
+                let pick = wgfuse::kernels::row_variant(rows, n, max_wg);
                 for v in row_variants(n, max_wg) {
                     let us = match op.as_str() {
                         "softmax" => {
