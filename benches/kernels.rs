@@ -30,7 +30,8 @@ fn small() -> bool {
 fn tensor(ctx: &Context, shape: &[usize], dtype: DType, seed: u32) -> Tensor {
     let n: usize = shape.iter().product();
     // A cheap deterministic pattern in [-4, 4): never zeros.
-    let v: Vec<f32> = (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 * 8.0 - 4.0).collect();
+    let v: Vec<f32> =
+        (0..n).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1u32 << 24) as f32 * 8.0 - 4.0).collect();
     match dtype {
         DType::F32 => ctx.tensor(&v, shape).expect("upload"),
         DType::F16 => ctx.tensor(&v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), shape).expect("upload"),
@@ -57,9 +58,11 @@ fn row_shapes() -> Vec<[usize; 2]> {
 
 fn row_ops(c: &mut Criterion) {
     for op in ["softmax", "rms_norm", "add_rms_norm"] {
-        let mut group = c.benchmark_group(op);
-        group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(if small() { 1 } else { 2 })).sample_size(10);
         for (backend, ctx) in contexts() {
+            // Groups are `{backend}/{op}`, so results read `{backend}/{op}/{dtype}/{shape}`.
+            let mut group = c.benchmark_group(format!("{backend}/{op}"));
+            configure(&mut group);
+            let mut unfused_group: Vec<(String, u64, unfused::Unfused)> = Vec::new();
             let mut t = timer(ctx);
             for dtype in [DType::F32, DType::F16] {
                 for [rows, n] in row_shapes() {
@@ -78,7 +81,7 @@ fn row_ops(c: &mut Criterion) {
                         _ => (4 * elems + n as u64) * es,
                     };
                     group.throughput(Throughput::Bytes(bytes));
-                    let id = BenchmarkId::from_parameter(format!("{backend}/{op}/{}/{rows}x{n}", dtype.name()));
+                    let id = BenchmarkId::from_parameter(format!("{}/{rows}x{n}", dtype.name()));
                     group.bench_function(id, |b| {
                         b.iter_custom(|iters| {
                             let mut f = |p: &mut wgpu::ComputePass<'_>| match op {
@@ -91,7 +94,15 @@ fn row_ops(c: &mut Criterion) {
                                 _ => rms_norm::encode(
                                     ctx,
                                     p,
-                                    &rms_norm::Args { x: &x, residual: Some(&r), weight: Some(&w), y: &y, h: Some(&h), eps: 1e-5, variant: None },
+                                    &rms_norm::Args {
+                                        x: &x,
+                                        residual: Some(&r),
+                                        weight: Some(&w),
+                                        y: &y,
+                                        h: Some(&h),
+                                        eps: 1e-5,
+                                        variant: None,
+                                    },
                                 ),
                             };
                             gpu_time(&mut t, iters, &mut f)
@@ -104,22 +115,39 @@ fn row_ops(c: &mut Criterion) {
                             _ => unfused::add_rms_norm(ctx, &x, &r, Some(&w), 1e-5),
                         }
                         .expect("unfused plan");
-                        let id = BenchmarkId::from_parameter(format!("unfused/{op}/{}/{rows}x{n}", dtype.name()));
-                        group.bench_function(id, |b| b.iter_custom(|iters| gpu_time(&mut t, iters, &mut |p| plan.encode(ctx, p))));
+                        unfused_group.push((format!("{}/{rows}x{n}", dtype.name()), bytes, plan));
                     }
                 }
             }
+            group.finish();
+            if !unfused_group.is_empty() {
+                let mut group = c.benchmark_group(format!("unfused/{op}"));
+                configure(&mut group);
+                for (name, bytes, plan) in &unfused_group {
+                    group.throughput(Throughput::Bytes(*bytes));
+                    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                        b.iter_custom(|iters| gpu_time(&mut t, iters, &mut |p| plan.encode(ctx, p)))
+                    });
+                }
+                group.finish();
+            }
         }
-        group.finish();
     }
 }
 
-fn lora_op(c: &mut Criterion) {
-    let shapes: Vec<[usize; 4]> =
-        if small() { vec![[64, 256, 8, 256], [1, 1024, 16, 1024]] } else { vec![[512, 512, 8, 512], [1, 4096, 16, 4096], [4096, 4096, 16, 4096]] };
-    let mut group = c.benchmark_group("lora");
+fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(if small() { 1 } else { 2 })).sample_size(10);
+}
+
+fn lora_op(c: &mut Criterion) {
+    let shapes: Vec<[usize; 4]> = if small() {
+        vec![[64, 256, 8, 256], [1, 1024, 16, 1024]]
+    } else {
+        vec![[512, 512, 8, 512], [1, 4096, 16, 4096], [4096, 4096, 16, 4096]]
+    };
     for (backend, ctx) in contexts() {
+        let mut group = c.benchmark_group(format!("{backend}/lora"));
+        configure(&mut group);
         let mut t = timer(ctx);
         for dtype in [DType::F32, DType::F16] {
             for [m, k, r, o] in &shapes {
@@ -132,12 +160,12 @@ fn lora_op(c: &mut Criterion) {
                 );
                 group.throughput(Throughput::Bytes((m * k + k * r + r * o + 2 * m * o) as u64 * dtype.size() as u64));
                 let args = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: None };
-                let id = BenchmarkId::from_parameter(format!("{backend}/lora/{}/{m}x{k}x{r}x{o}", dtype.name()));
+                let id = BenchmarkId::from_parameter(format!("{}/{m}x{k}x{r}x{o}", dtype.name()));
                 group.bench_function(id, |bch| bch.iter_custom(|iters| gpu_time(&mut t, iters, &mut |p| lora::encode(ctx, p, &args))));
             }
         }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, row_ops, lora_op);
