@@ -82,6 +82,8 @@ impl Timer {
     /// one finishes, so the GPU never idles in between (a GPU that idles drops its clocks again).
     /// Returns how many runs that took.
     pub fn warm_up(&mut self, min: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<usize> {
+        // Pending ops of the Context first, so they do not run (and cool the GPU) in between.
+        self.ctx.sync()?;
         let device = self.ctx.device().clone();
         let record = |f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>, n: usize| -> Result<wgpu::CommandEncoder> {
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });

@@ -123,9 +123,13 @@ fn lora_every_variant() {
             -1.5,
             Some(baseref.view()),
         );
-        for tm in [4u32, 8, 16] {
-            for passes in [1u32, 2, 3, 64] {
-                let v = Variant { kind: Kind::Plain, wg: 256, threads: passes, chunks: tm, mode: 0 };
+        for (kind, tm, passes) in [4u32, 8, 16]
+            .into_iter()
+            .flat_map(|tm| [1u32, 2, 3, 64].map(|p| (tm, p)))
+            .flat_map(|(tm, p)| [(Kind::Plain, tm, p), (Kind::Down, tm, p)])
+        {
+            {
+                let v = Variant { kind, wg: 256, threads: passes, chunks: tm, mode: 0 };
                 let y = ctx.tensor(&vec![f32::NAN; rows * out], &[rows, out]).unwrap();
                 let args =
                     lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: -1.5, mode: lora::Mode::Base, variant: Some(v) };

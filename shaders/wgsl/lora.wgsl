@@ -6,7 +6,9 @@
 // Bindings (f16): 8 x, 9 A, 10 B, 11 base, 12 y: array<vec2<u32>> (4 halves each); 13 y as
 //   words, for writes of single halves (odd `out`). Every entry point refers to both sets, so
 //   all slots are bound (aliases of the same buffers).
-// Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass.
+// Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass,
+// k slices (split form).
+// Binding 5 (split form only): f32 scratch for the partial x A of each k slice.
 // MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
 //       3 merge: y = base + s A B, rows of A taking the place of x A (x unused).
 //
@@ -37,7 +39,7 @@ struct Params {
     scale: f32,
     col_blocks: u32,
     per_pass: u32, // column chunks per pass (at most WG / MB; fewer spreads columns over more workgroups)
-    _p1: u32,
+    slices: u32,   // k slices of the split (down / up) form
 }
 
 var<immediate> p: Params;
@@ -53,6 +55,7 @@ var<immediate> p: Params;
 @group(0) @binding(11) var<storage, read> base16: array<vec2<u32>>;
 @group(0) @binding(12) var<storage, read_write> y16: array<vec2<u32>>;
 @group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> scratch: array<f32>; // split form: partial t per k slice
 
 var<workgroup> t_sh: array<f32, 2048>; // TMAX * RMAX
 var<workgroup> part: array<vec4<f32>, 1024>; // 4 vec4 per thread
@@ -152,12 +155,9 @@ fn t_at(m: u32, j: u32, r: u32) -> f32 {
     return t_sh[m * r + j];
 }
 
-fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    let tile = g / p.col_blocks;
-    let cblock = g % p.col_blocks;
-    let m0 = tile * K;
-    let tm = min(K, p.rows - m0);
+// Phase 1: t = x A over k in [k0, k1) for the tile's rows (or the rows of A, merging), into
+// t_sh (K x r, rows past the tile zeroed).
+fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
     let r = p.rank;
     let nq = (r + 3u) / 4u;             // column blocks of t
     let mb_n = K / 4u;                  // row blocks of t
@@ -168,7 +168,6 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     }
     let ks = max(WG / nb2, 1u);
 
-    // ---- phase 1: t = x A for the tile's rows (or the rows of A, merging) ----
     if (MODE == 3u) {
         for (var i = lid; i < K * r; i += WG) {
             var v = 0.0;
@@ -195,7 +194,7 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
             let v1 = 4u * mb + 1u < tm;
             let v2 = 4u * mb + 2u < tm;
             let v3 = 4u * mb + 3u < tm;
-            for (var k = 4u * s; k < p.k_in; k += 4u * ks) {
+            for (var k = k0 + 4u * s; k < k1; k += 4u * ks) {
                 let zero = vec4<f32>(0.0);
                 let x0 = select(zero, ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + p.k_in), v0);
                 var x1 = zero;
@@ -210,7 +209,7 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
                 if (v3) {
                     x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + p.k_in);
                 }
-                let kn = min(4u, p.k_in - k);
+                let kn = min(4u, k1 - k);
                 for (var kk = 0u; kk < 4u; kk++) {
                     if (kk < kn) {
                         let arow = (k + kk) * r;
@@ -240,9 +239,13 @@ fn lora(f16: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
             t_sh[o] = acc;
         }
     }
-    workgroupBarrier();
+}
 
-    // ---- phase 2: y[m][cols] = base + s * sum_j t[m][j] * B[j][cols] ----
+// Phase 2: y[m][cols] = base + s * sum_j t[m][j] * B[j][cols] for the tile's rows and the
+// columns of block cblock, t read from t_sh.
+fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
+    let r = p.rank;
+    let mb_n = K / 4u;
     let out_aligned = p.n_out % 4u == 0u;
     let chunks_out = (p.n_out + 3u) / 4u;
     let mb = lid % mb_n;
@@ -299,14 +302,92 @@ fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32,
     store_y(f16, e, v, nl, aligned);
 }
 
+fn skip(g: u32) -> bool {
+    return g >= ((p.rows + K - 1u) / K) * p.col_blocks;
+}
+
+// One dispatch: workgroup g computes t for row tile g / col_blocks and column block
+// g % col_blocks of y.
+fn lora(f16: bool, g: u32, lid: u32) {
+    let m0 = (g / p.col_blocks) * K;
+    let tm = min(K, p.rows - m0);
+    phase1(f16, m0, tm, 0u, p.k_in, lid);
+    workgroupBarrier();
+    phase2(f16, m0, tm, g % p.col_blocks, lid);
+}
+
+// Split over k, for few rows (decoding): one tile's x A is too little work for the recompute
+// per column block to hide, and too much for one workgroup to finish fast (every k step waits
+// on memory). `down`: workgroup g sums k slice g % slices of row tile g / slices into
+// `scratch`; `up`: each workgroup adds the slices of its tile and runs phase 2. Two dispatches,
+// because workgroups of one dispatch cannot wait for each other.
+fn down(f16: bool, g: u32, lid: u32) {
+    let tile = g / p.slices;
+    let sl = g % p.slices;
+    let m0 = tile * K;
+    let tm = min(K, p.rows - m0);
+    let kc = ((p.k_in + 3u) / 4u + p.slices - 1u) / p.slices * 4u;
+    let k0 = min(sl * kc, p.k_in);
+    phase1(f16, m0, tm, k0, min(k0 + kc, p.k_in), lid);
+    workgroupBarrier();
+    for (var i = lid; i < K * p.rank; i += WG) {
+        scratch[g * K * p.rank + i] = t_sh[i];
+    }
+}
+
+fn up(f16: bool, g: u32, lid: u32) {
+    let tile = g / p.col_blocks;
+    let m0 = tile * K;
+    let tm = min(K, p.rows - m0);
+    for (var i = lid; i < K * p.rank; i += WG) {
+        var acc = 0.0;
+        for (var sl = 0u; sl < p.slices; sl++) {
+            acc += scratch[(tile * p.slices + sl) * K * p.rank + i];
+        }
+        t_sh[i] = acc;
+    }
+    workgroupBarrier();
+    phase2(f16, m0, tm, g % p.col_blocks, lid);
+}
+
 @compute @workgroup_size(WG)
 fn lora_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (wid.x + wid.y * nwg.x >= ((p.rows + K - 1u) / K) * p.col_blocks) { return; }
-    lora(false, wid, nwg, lid);
+    let g = wid.x + wid.y * nwg.x;
+    if (skip(g)) { return; }
+    lora(false, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if (wid.x + wid.y * nwg.x >= ((p.rows + K - 1u) / K) * p.col_blocks) { return; }
-    lora(true, wid, nwg, lid);
+    let g = wid.x + wid.y * nwg.x;
+    if (skip(g)) { return; }
+    lora(true, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f32_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= ((p.rows + K - 1u) / K) * p.slices) { return; }
+    down(false, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= ((p.rows + K - 1u) / K) * p.slices) { return; }
+    down(true, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f32_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (skip(g)) { return; }
+    up(false, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (skip(g)) { return; }
+    up(true, g, lid);
 }

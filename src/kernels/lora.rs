@@ -66,6 +66,16 @@ pub fn variant(rows: usize, out: usize) -> Variant {
     Variant { kind: Kind::Plain, wg: WG, threads: t as u32, chunks: tm, mode: 0 }
 }
 
+/// [`variant`], with the split-k form for few row tiles over a long k axis (decoding).
+pub fn variant_for(rows: usize, k_in: usize, out: usize) -> Variant {
+    let v = variant(rows, out);
+    if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
+        Variant { kind: Kind::Down, ..v }
+    } else {
+        v
+    }
+}
+
 fn tiles_of(rows: usize, tm: u32) -> u64 {
     rows.div_ceil(tm as usize) as u64
 }
@@ -74,7 +84,7 @@ fn dims(t: &Tensor) -> (usize, usize) {
     (t.rows(), t.last_dim())
 }
 
-fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
+fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
     let dtype = a.y.dtype();
     for t in [Some(a.x), Some(a.a), Some(a.b), a.base, Some(a.y)].into_iter().flatten() {
         ctx.check_same(t, OP)?;
@@ -121,7 +131,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
             return Err(Error::TooLarge { op: OP, what: "element count", got: t.len() as u64, limit: (u32::MAX / 2) as u64 });
         }
     }
-    let mut v = a.variant.unwrap_or_else(|| variant(rows, out));
+    let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out));
     v.mode = match a.mode {
         Mode::Plain => 0,
         Mode::Base => 1,
@@ -132,21 +142,41 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
     }
     let chunks = out.div_ceil(4) as u64;
+    let tiles = tiles_of(rows, v.chunks);
     // Few row tiles (decoding): narrower column blocks, so more workgroups share the columns.
-    let per_pass = if tiles_of(rows, v.chunks) < 64 { 64 } else { (WG / (v.chunks / 4)) as u64 };
+    let per_pass = if tiles < 64 { 64 } else { (WG / (v.chunks / 4)) as u64 };
     let col_blocks = chunks.div_ceil(v.threads as u64 * per_pass);
-    let tiles = rows.div_ceil(v.chunks as usize) as u64;
-    // Every mode shares one entry point per dtype; the mode constant tells them apart.
-    let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: ctx.backend() };
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_pass as u32, 0];
-    Ok((key, params, tiles * col_blocks))
+    // Few row tiles and a long k axis: split x·A over k (see `down` in lora.wgsl).
+    let slices = if v.kind == Kind::Plain || a.mode == Mode::Merge { 1 } else { split_slices(k_in) };
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_pass as u32, slices as u32];
+    let key = |kind| PipelineKey { op: Op::Lora, variant: Variant { kind, ..v }, dtype, backend: ctx.backend() };
+    let steps = if slices == 1 {
+        vec![(key(Kind::Plain), tiles * col_blocks)]
+    } else {
+        vec![(key(Kind::Down), tiles * slices), (key(Kind::Up), tiles * col_blocks)]
+    };
+    let scratch =
+        if slices == 1 { None } else { Some(ctx.output(&[(tiles * slices) as usize * v.chunks as usize * rank], DType::F32, OP)?) };
+    Ok(Plan { steps, params, scratch })
 }
 
-fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+/// What a LoRA call records: one dispatch, or the two of the split form with their scratch.
+struct Plan {
+    steps: Vec<(PipelineKey, u64)>,
+    params: [u32; 8],
+    scratch: Option<Tensor>,
+}
+
+/// k slices of the split form: about 256 k each, 2 to 64 of them.
+fn split_slices(k_in: usize) -> u64 {
+    (k_in as u64 / 256).clamp(2, 64)
+}
+
+fn bindings<'a>(a: &'a Args<'a>, scratch: Option<&'a Tensor>) -> Vec<Binding<'a>> {
     // Inputs a mode does not use alias x (read-only, so no conflict with the output).
     let x = if a.mode == Mode::Merge { a.a } else { a.x };
     let base = a.base.unwrap_or(x);
-    let mut b = Vec::with_capacity(11);
+    let mut b = Vec::with_capacity(12);
     for d in [DType::F32, DType::F16] {
         b.push(x.binding(slot(d, 0), false));
         b.push(a.a.binding(slot(d, 1), false));
@@ -155,18 +185,28 @@ fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
         b.push(a.y.binding(slot(d, 4), true));
     }
     b.push(a.y.binding(13, true));
+    if let Some(s) = scratch {
+        b.push(s.binding(5, true));
+    }
     b
 }
 
-/// Records a LoRA dispatch into the caller's pass.
+fn run(ctx: &Context, a: &Args<'_>, mut go: impl FnMut(&Dispatch<'_>) -> Result<()>) -> Result<()> {
+    let plan = plan(ctx, a)?;
+    let bindings = bindings(a, plan.scratch.as_ref());
+    for (key, groups) in &plan.steps {
+        go(&Dispatch { key: *key, bindings: &bindings, params: plan.params, workgroups: groups_u32(*groups, OP)? })?;
+    }
+    Ok(())
+}
+
+/// Records a LoRA call (one dispatch, two for the split form) into the caller's pass.
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
-    let (key, params, groups) = plan(ctx, a)?;
-    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+    run(ctx, a, |d| ctx.encode(pass, d))
 }
 
 fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
-    let (key, params, groups) = plan(ctx, a)?;
-    ctx.record(&Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+    run(ctx, a, |d| ctx.record(d))
 }
 
 fn out_shape(x: &Tensor, out: usize) -> Vec<usize> {

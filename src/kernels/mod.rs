@@ -61,6 +61,10 @@ pub enum Kind {
     Online,
     /// A plain kernel with one shape of work split.
     Plain,
+    /// First dispatch of a split form (LoRA: partial `x·A` per k slice).
+    Down,
+    /// Second dispatch of a split form (LoRA: sum the slices, then `·B`).
+    Up,
 }
 
 impl Kind {
@@ -69,6 +73,8 @@ impl Kind {
             Kind::Reg => Some("reg"),
             Kind::Online => Some("online"),
             Kind::Plain => None,
+            Kind::Down => Some("down"),
+            Kind::Up => Some("up"),
         }
     }
 }
@@ -99,6 +105,7 @@ impl Variant {
             Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
+            Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
         }
     }
 }

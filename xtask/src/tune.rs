@@ -106,27 +106,29 @@ pub fn run(args: &[String]) -> Res<()> {
                             if per > passes {
                                 continue;
                             }
-                            let v = Variant { kind: Kind::Plain, wg: 256, threads: per, chunks: tm, mode: 1 };
-                            let args = lora::Args {
-                                x: &x,
-                                a: &a,
-                                b: &b,
-                                base: Some(&base),
-                                y: &y,
-                                scale: 0.5,
-                                mode: lora::Mode::Base,
-                                variant: Some(v),
-                            };
-                            let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
-                            println!(
-                                "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
-                                dtype.name(),
-                                s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
-                                v.describe(),
-                                us,
-                                bytes as f64 / (us * 1e3),
-                                100.0 * bound / us
-                            );
+                            for kind in [Kind::Plain, Kind::Down] {
+                                let v = Variant { kind, wg: 256, threads: per, chunks: tm, mode: 1 };
+                                let args = lora::Args {
+                                    x: &x,
+                                    a: &a,
+                                    b: &b,
+                                    base: Some(&base),
+                                    y: &y,
+                                    scale: 0.5,
+                                    mode: lora::Mode::Base,
+                                    variant: Some(v),
+                                };
+                                let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
+                                println!(
+                                    "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
+                                    dtype.name(),
+                                    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                                    v.describe(),
+                                    us,
+                                    bytes as f64 / (us * 1e3),
+                                    100.0 * bound / us
+                                );
+                            }
                         }
                     }
                     continue;
