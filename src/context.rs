@@ -72,6 +72,23 @@ impl Default for ContextOptions {
     }
 }
 
+/// What a Context holds and has made, from [`Context::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Compute pipelines compiled.
+    pub pipelines_created: usize,
+    /// Output buffers created (buffers reused from the pool are not counted again).
+    pub buffers_created: usize,
+    /// Freed buffers kept for reuse.
+    pub pooled_buffers: usize,
+    /// Their bytes (bounded by `ContextOptions::pool_limit_bytes`).
+    pub pooled_bytes: u64,
+    /// Bind groups cached (bounded).
+    pub cached_bind_groups: usize,
+    /// Ops recorded and not yet submitted.
+    pub pending_ops: usize,
+}
+
 /// What the Context got from its adapter: reported by [`Context::info`].
 #[derive(Clone, Debug)]
 pub struct Info {
@@ -189,6 +206,7 @@ pub(crate) struct Inner {
     pool: Mutex<Pool>,
     lost: Arc<Mutex<Option<String>>>,
     pipelines_created: AtomicUsize,
+    buffers_created: AtomicUsize,
 }
 
 /// The entry point of wgfuse: a device, its queue and everything cached on them.
@@ -233,11 +251,26 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 impl Context {
     /// A Context on the best adapter: discrete > integrated > virtual > CPU. `WGFUSE_ADAPTER`
     /// (a name substring) and `WGFUSE_BACKEND` (`vulkan|metal|dx12|gl`) override the choice.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// println!("{}", ctx.info());
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Result<Context> {
         Self::with_options(ContextOptions::default())
     }
 
     /// A Context with explicit options.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::{Context, ContextOptions};
+    /// let ctx = Context::with_options(ContextOptions { shader_checks: true, ..ContextOptions::default() })?;
+    /// assert!(ctx.options().shader_checks);
+    /// # Ok(()) }
+    /// ```
     pub fn with_options(options: ContextOptions) -> Result<Context> {
         pollster::block_on(Self::with_options_async(options))
     }
@@ -311,6 +344,23 @@ impl Context {
     /// Wraps a device the application already has. The device should have been created with
     /// `SUBGROUP` and `IMMEDIATES` (ops report [`Error::MissingFeature`] otherwise), and
     /// `SHADER_F16` for f16 tensors.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    /// let adapter = pollster::block_on(instance.request_adapter(&Default::default())).expect("an adapter");
+    /// let wanted = wgpu::Features::SUBGROUP | wgpu::Features::IMMEDIATES;
+    /// let desc = wgpu::DeviceDescriptor {
+    ///     required_features: wanted & adapter.features(),
+    ///     required_limits: adapter.limits(),
+    ///     ..Default::default()
+    /// };
+    /// let (device, queue) = pollster::block_on(adapter.request_device(&desc)).expect("a device");
+    /// let ctx = wgfuse::Context::from_wgpu(device, queue, adapter.get_info())?;
+    /// let y = ctx.softmax(&ctx.tensor(&[0.0f32, 0.0], &[1, 2])?)?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![0.5, 0.5]);
+    /// # Ok(()) }
+    /// ```
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue, adapter_info: wgpu::AdapterInfo) -> Result<Context> {
         Self::from_wgpu_with_options(device, queue, adapter_info, ContextOptions::default())
     }
@@ -360,6 +410,7 @@ impl Context {
                 pool: Mutex::default(),
                 lost,
                 pipelines_created: AtomicUsize::new(0),
+                buffers_created: AtomicUsize::new(0),
             }),
         };
         if let Backend::Native = ctx.inner.options.backend {
@@ -369,6 +420,14 @@ impl Context {
     }
 
     /// What this Context got: adapter, backend, features, limits, subgroup sizes.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let (min, max) = ctx.info().subgroup_sizes();
+    /// assert!(min <= max);
+    /// # Ok(()) }
+    /// ```
     pub fn info(&self) -> &Info {
         &self.inner.info
     }
@@ -396,6 +455,19 @@ impl Context {
     /// How many compute pipelines this Context has compiled so far.
     pub fn pipelines_created(&self) -> usize {
         self.inner.pipelines_created.load(Ordering::Relaxed)
+    }
+
+    /// Counters of what the Context holds and has made: for monitoring long-running use.
+    pub fn stats(&self) -> Stats {
+        let pool = self.inner.pool.lock();
+        Stats {
+            pipelines_created: self.inner.pipelines_created.load(Ordering::Relaxed),
+            buffers_created: self.inner.buffers_created.load(Ordering::Relaxed),
+            pooled_buffers: pool.free.values().map(Vec::len).sum(),
+            pooled_bytes: pool.bytes,
+            cached_bind_groups: self.inner.bind_groups.lock().len(),
+            pending_ops: self.inner.pending.lock().ops,
+        }
     }
 
     /// Whether the device has all of `features`.
@@ -621,6 +693,16 @@ impl Context {
     }
 
     /// Submits every pending op and waits for the device to finish them.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32; 8], &[2, 4])?;
+    /// let y = ctx.softmax(&x)?; // recorded, not yet submitted
+    /// ctx.sync()?;              // submitted and finished
+    /// assert_eq!(y.to_vec::<f32>()?, vec![0.25; 8]);
+    /// # Ok(()) }
+    /// ```
     pub fn sync(&self) -> Result<()> {
         let idx = {
             let mut pending = self.inner.pending.lock();
@@ -735,6 +817,7 @@ impl Context {
             return Ok(buf);
         }
         let device = &self.inner.device;
+        self.inner.buffers_created.fetch_add(1, Ordering::Relaxed);
         self.scoped(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgfuse tensor"),

@@ -17,31 +17,86 @@ pub enum Error {
     RequestDevice(#[from] wgpu::RequestDeviceError),
     /// A tensor with no elements, or a shape of rank 0.
     #[error("{op}: empty tensor (shape {shape:?})")]
-    Empty { op: &'static str, shape: Vec<usize> },
+    Empty {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// The shape given.
+        shape: Vec<usize>,
+    },
     /// Shapes that do not fit together.
     #[error("{op}: shape mismatch: expected {expected}, got {got:?}")]
-    ShapeMismatch { op: &'static str, expected: String, got: Vec<usize> },
+    ShapeMismatch {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// What the op needed.
+        expected: String,
+        /// What it got.
+        got: Vec<usize>,
+    },
     /// Element counts that do not match the data given.
     #[error("{op}: {len} values given for shape {shape:?}")]
-    LengthMismatch { op: &'static str, len: usize, shape: Vec<usize> },
+    LengthMismatch {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// Number of values given.
+        len: usize,
+        /// The shape given.
+        shape: Vec<usize>,
+    },
     /// Tensors of different dtypes given to one op, or a dtype the call cannot take.
     #[error("{op}: dtype mismatch: expected {expected:?}, got {got:?}")]
-    DTypeMismatch { op: &'static str, expected: DType, got: DType },
+    DTypeMismatch {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// What the op needed.
+        expected: DType,
+        /// What it got.
+        got: DType,
+    },
     /// An argument out of its documented range (rank of LoRA, eps, ...).
     #[error("{op}: invalid argument: {what}")]
-    InvalidArgument { op: &'static str, what: String },
+    InvalidArgument {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// What was wrong.
+        what: String,
+    },
     /// The device lacks a feature the call needs.
     #[error("{what} needs the device feature {feature}, which this adapter ({adapter}) does not offer")]
-    MissingFeature { what: &'static str, feature: &'static str, adapter: String },
+    MissingFeature {
+        /// What was wrong.
+        what: &'static str,
+        /// The missing wgpu feature.
+        feature: &'static str,
+        /// The adapter that lacks it.
+        adapter: String,
+    },
     /// A size over the device's limits (binding size, buffer size, workgroup counts).
     #[error("{op}: {what} is {got}, over the device limit of {limit}")]
-    TooLarge { op: &'static str, what: &'static str, got: u64, limit: u64 },
+    TooLarge {
+        /// The op (or call) that refused.
+        op: &'static str,
+        /// What was wrong.
+        what: &'static str,
+        /// What it got.
+        got: u64,
+        /// The device limit.
+        limit: u64,
+    },
     /// A tensor created by one Context given to another.
     #[error("{op}: tensor belongs to another Context")]
-    ForeignTensor { op: &'static str },
+    ForeignTensor {
+        /// The op (or call) that refused.
+        op: &'static str,
+    },
     /// The requested backend cannot run here; the message says what would.
     #[error("backend {requested} is not available: {why}")]
-    BackendUnavailable { requested: String, why: String },
+    BackendUnavailable {
+        /// What was asked for.
+        requested: String,
+        /// Why it cannot run, and what would.
+        why: String,
+    },
     /// A wgpu validation error, captured by an error scope.
     #[error("wgpu validation error: {0}")]
     Validation(String),

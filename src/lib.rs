@@ -3,7 +3,7 @@
 //! Fused GPU kernels for transformer inference — softmax, RMSNorm (with fused residual add)
 //! and LoRA — written in WGSL and run through [`wgpu`] on Vulkan, Metal, DX12 or GL.
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> wgfuse::Result<()> {
 //! let ctx = wgfuse::Context::new()?;                 // best adapter; WGFUSE_ADAPTER overrides
 //! let x = ctx.tensor(&vec![0.5f32; 4 * 1000], &[4, 1000])?;
@@ -30,6 +30,8 @@
 //! [`Backend::Wgsl`] runs the portable kernels everywhere; [`Backend::Native`] runs
 //! hand-written MSL (feature `msl`, on Metal) or SPIR-V (feature `spirv`, on Vulkan).
 
+#![warn(missing_docs)]
+
 pub mod context;
 pub mod error;
 pub mod kernels;
@@ -37,7 +39,7 @@ pub mod shaders;
 pub mod tensor;
 pub mod timing;
 
-pub use context::{Backend, Context, ContextOptions, Info};
+pub use context::{Backend, Context, ContextOptions, Info, Stats};
 pub use error::{Error, Result};
 pub use tensor::{DType, Element, Tensor};
 

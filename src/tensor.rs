@@ -107,6 +107,15 @@ impl Context {
     }
 
     /// Uploads `data` as a tensor of `shape` (f32 or f16).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!((x.rows(), x.last_dim()), (2, 3));
+    /// assert_eq!(x.to_vec::<f32>()?, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    /// # Ok(()) }
+    /// ```
     pub fn tensor<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Tensor> {
         let op = "tensor";
         let len = check_shape(shape, op)?;
@@ -140,6 +149,15 @@ impl Context {
     }
 
     /// Uploads an `ndarray` view (any layout; copied to row-major).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let a = ndarray::Array2::<f32>::from_shape_fn((2, 3), |(i, j)| (i * 3 + j) as f32);
+    /// let t = ctx.tensor_from_ndarray(a.view().into_dyn())?;
+    /// assert_eq!(t.to_ndarray::<f32>()?, a.into_dyn());
+    /// # Ok(()) }
+    /// ```
     pub fn tensor_from_ndarray<T: Element>(&self, a: ndarray::ArrayViewD<'_, T>) -> Result<Tensor> {
         let shape = a.shape().to_vec();
         match a.as_slice() {
@@ -168,6 +186,23 @@ impl Context {
     /// ops can run on an engine's own buffers. The buffer needs `STORAGE` usage (and
     /// `COPY_SRC` to read it back), `offset` must meet `min_storage_buffer_offset_alignment`,
     /// and the range must hold the elements rounded up to 16 bytes.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgpu::util::DeviceExt;
+    /// let ctx = wgfuse::Context::new()?;
+    /// // An engine's own buffer: 256 bytes of padding, then 8 floats.
+    /// let mut data = vec![0.0f32; 64];
+    /// data.extend([1.0f32; 8]);
+    /// let buf = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None,
+    ///     contents: bytemuck::cast_slice(&data),
+    ///     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    /// });
+    /// let x = ctx.tensor_from_buffer(&buf, 256, &[2, 4], wgfuse::DType::F32)?;
+    /// assert_eq!(ctx.softmax(&x)?.to_vec::<f32>()?, vec![0.25; 8]);
+    /// # Ok(()) }
+    /// ```
     pub fn tensor_from_buffer(&self, buffer: &wgpu::Buffer, offset: u64, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let op = "tensor_from_buffer";
         let len = check_shape(shape, op)?;
@@ -246,6 +281,14 @@ impl Tensor {
     }
 
     /// The same data seen with another shape of the same element count.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32; 6], &[6])?.reshape(&[2, 3])?;
+    /// assert_eq!(x.shape(), &[2, 3]);
+    /// # Ok(()) }
+    /// ```
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let len = check_shape(shape, "reshape")?;
         if len != self.len() {
@@ -255,6 +298,16 @@ impl Tensor {
     }
 
     /// Reads the tensor back (submits pending ops and waits for them).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let h = [half::f16::from_f32(1.5); 3];
+    /// let t = ctx.tensor(&h, &[3])?;
+    /// assert_eq!(t.to_vec::<half::f16>()?, h.to_vec());
+    /// assert!(t.to_vec::<f32>().is_err()); // wrong dtype: a typed error
+    /// # Ok(()) }
+    /// ```
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype {
             return Err(Error::DTypeMismatch { op: "to_vec", expected: self.dtype, got: T::DTYPE });

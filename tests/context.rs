@@ -204,3 +204,76 @@ fn wgpu_validation_errors_are_returned() {
     let z = ctx.tensor(&[1.0f32, 1.0], &[1, 2]).unwrap();
     assert_eq!(ctx.softmax(&z).unwrap().to_vec::<f32>().unwrap(), vec![0.5, 0.5]);
 }
+
+#[test]
+fn long_use_keeps_memory_bounded() {
+    // 100 000 chained ops: outputs come back to the pool and are reused; nothing grows.
+    let ctx = Context::with_options(ContextOptions { max_pending_ops: 256, ..ContextOptions::default() }).expect("adapter");
+    let x = ctx.tensor(&(0..4 * 64).map(|i| (i % 13) as f32 * 0.1).collect::<Vec<_>>(), &[4, 64]).unwrap();
+    let w = ctx.tensor(&[1.0f32; 64], &[64]).unwrap();
+    let mut y = x.clone();
+    let mut seen = Vec::new();
+    for i in 0..100_000 {
+        y = if i % 2 == 0 { ctx.softmax(&y).unwrap() } else { ctx.rms_norm(&y, Some(&w), 1e-5).unwrap() };
+        if i % 20_000 == 19_999 {
+            ctx.sync().unwrap();
+            seen.push(ctx.stats());
+        }
+    }
+    let v = y.to_vec::<f32>().unwrap();
+    assert!(v.iter().all(|x| x.is_finite()));
+    let last = seen.last().unwrap();
+    assert!(last.buffers_created <= 8, "{seen:?}");
+    assert!(last.pooled_bytes <= 1 << 20 && last.cached_bind_groups <= 64, "{seen:?}");
+    assert_eq!(seen.first().unwrap().buffers_created, last.buffers_created, "buffers keep being created: {seen:?}");
+    assert_eq!(last.pending_ops, 0);
+}
+
+#[test]
+fn pool_limit_frees_buffers() {
+    let ctx = Context::with_options(ContextOptions { pool_limit_bytes: 64 << 10, ..ContextOptions::default() }).expect("adapter");
+    let outs: Vec<_> = (1..40).map(|i| ctx.softmax(&ctx.tensor(&vec![1.0f32; 512 * i], &[i, 512]).unwrap()).unwrap()).collect();
+    ctx.sync().unwrap();
+    drop(outs);
+    assert!(ctx.stats().pooled_bytes <= 64 << 10, "{:?}", ctx.stats());
+    ctx.trim();
+    assert_eq!(ctx.stats().pooled_bytes, 0);
+}
+
+#[test]
+fn device_loss_is_an_error_not_an_abort() {
+    let (device, queue, info) = user_device(wgpu::Features::SUBGROUP | wgpu::Features::IMMEDIATES, None);
+    let ctx = Context::from_wgpu(device.clone(), queue, info).unwrap();
+    let x = ctx.tensor(&[1.0f32; 8], &[2, 4]).unwrap();
+    assert!(ctx.softmax(&x).unwrap().to_vec::<f32>().is_ok());
+    device.destroy();
+    let _ = device.poll(wgpu::PollType::Poll);
+    let r = ctx.softmax(&x).and_then(|y| y.to_vec::<f32>());
+    assert!(matches!(r, Err(Error::DeviceLost(_)) | Err(Error::Validation(_))), "{r:?}");
+    assert!(ctx.tensor(&[1.0f32; 8], &[2, 4]).and_then(|t| ctx.softmax(&t)).and_then(|y| y.to_vec::<f32>()).is_err());
+}
+
+#[test]
+fn eight_threads_share_one_context_correctly() {
+    let ctx = ctx(false);
+    std::thread::scope(|s| {
+        for t in 0..8usize {
+            let ctx = ctx.clone();
+            s.spawn(move || {
+                let mut g = rng(&format!("thread {t}"));
+                for round in 0..5 {
+                    let (rows, n) = (1 + (t * 7 + round) % 9, 1 + (t * 131 + round * 17) % 700);
+                    let data = random(&mut g, rows * n, 5.0);
+                    let (x, seen) = upload(&ctx, &data, &[rows, n], if t % 2 == 0 { DType::F32 } else { DType::F16 });
+                    let a = ndarray::ArrayD::from_shape_vec(vec![rows, n], seen).unwrap();
+                    let (atol, rtol) = tol(x.dtype());
+                    let p = ctx.softmax(&x).unwrap();
+                    let y = ctx.rms_norm(&x, None, 1e-5).unwrap();
+                    assert_close(&download(&p), wgfuse::reference::softmax(a.view()).as_slice().unwrap(), atol, rtol, "softmax");
+                    let want = wgfuse::reference::rms_norm(a.view(), None, 1e-5);
+                    assert_close(&download(&y), want.as_slice().unwrap(), atol * 4.0, rtol, "rms_norm");
+                }
+            });
+        }
+    });
+}

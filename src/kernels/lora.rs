@@ -141,6 +141,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
     }
+    log::debug!("wgfuse: lora rows {rows} in {k_in} r {rank} out {out} {:?}: {}", dtype, v.describe());
     let chunks = out.div_ceil(4) as u64;
     let tiles = tiles_of(rows, v.chunks);
     // Few row tiles (decoding): narrower column blocks, so more workgroups share the columns.
@@ -227,7 +228,7 @@ fn b_cols(b: &Tensor) -> Result<usize> {
 impl Context {
     /// `y = base + scale·(x·A)·B` (no base: `scale·(x·A)·B`) in one dispatch.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// let ctx = wgfuse::Context::new()?;
     /// let x = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;      // [rows, in]
@@ -247,11 +248,33 @@ impl Context {
     }
 
     /// `y += scale·(x·A)·B`, in place: what an engine does after its base matmul.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 1.0], &[1, 2])?;
+    /// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+    /// let b = ctx.tensor(&[1.0f32, -1.0], &[1, 2])?;
+    /// let mut y = ctx.tensor(&[10.0f32, 10.0], &[1, 2])?; // the base matmul's output
+    /// ctx.lora_add_(&mut y, &x, &a, &b, 0.5)?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![11.0, 9.0]);
+    /// # Ok(()) }
+    /// ```
     pub fn lora_add_(&self, y: &mut Tensor, x: &Tensor, a: &Tensor, b: &Tensor, scale: f32) -> Result<()> {
         record(self, &Args { x, a, b, base: None, y, scale, mode: Mode::InPlace, variant: None })
     }
 
     /// `W + scale·A·B`: an adapter merged into its weight `W [in, out]`.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let w = ctx.tensor(&[1.0f32; 4], &[2, 2])?;
+    /// let a = ctx.tensor(&[1.0f32, 2.0], &[2, 1])?;
+    /// let b = ctx.tensor(&[1.0f32, 0.0], &[1, 2])?;
+    /// assert_eq!(ctx.lora_merge(&w, &a, &b, 2.0)?.to_vec::<f32>()?, vec![3.0, 1.0, 5.0, 1.0]);
+    /// # Ok(()) }
+    /// ```
     pub fn lora_merge(&self, w: &Tensor, a: &Tensor, b: &Tensor, scale: f32) -> Result<Tensor> {
         self.check_same(w, OP)?;
         let y = self.output(w.shape(), w.dtype(), OP)?;

@@ -63,6 +63,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     variant.mode = u32::from(a.weight.is_some());
     let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
+    log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
@@ -87,6 +88,23 @@ fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
 }
 
 /// Records RMSNorm (or add + RMSNorm when `residual` is given) into the caller's pass.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::rms_norm;
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[2.0f32; 8], &[2, 4])?;
+/// let y = ctx.tensor(&[f32::NAN; 8], &[2, 4])?;
+/// let mut enc = ctx.device().create_command_encoder(&Default::default());
+/// {
+///     let mut pass = enc.begin_compute_pass(&Default::default());
+///     let args = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 0.0, variant: None };
+///     rms_norm::encode(&ctx, &mut pass, &args)?;
+/// }
+/// ctx.queue().submit([enc.finish()]);
+/// assert_eq!(y.to_vec::<f32>()?, vec![1.0; 8]);
+/// # Ok(()) }
+/// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
     let (key, params, groups) = plan(ctx, a)?;
     ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
@@ -100,7 +118,7 @@ fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
 impl Context {
     /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight`.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// let ctx = wgfuse::Context::new()?;
     /// let x = ctx.tensor(&[3.0f32, 4.0], &[1, 2])?;
@@ -116,6 +134,18 @@ impl Context {
     }
 
     /// `h = x + residual; y = rms_norm(h) · weight` in one pass; returns `(y, h)`.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+    /// let r = ctx.tensor(&[2.0f32, 2.0], &[1, 2])?;
+    /// let (y, h) = ctx.add_rms_norm(&x, &r, None, 0.0)?;
+    /// assert_eq!(h.to_vec::<f32>()?, vec![3.0, 4.0]);
+    /// let y = y.to_vec::<f32>()?;
+    /// assert!((y[0] - 3.0 / 12.5f32.sqrt()).abs() < 1e-5);
+    /// # Ok(()) }
+    /// ```
     pub fn add_rms_norm(&self, x: &Tensor, residual: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor, Tensor)> {
         self.check_same(x, OP_ADD)?;
         let y = self.output(x.shape(), x.dtype(), OP_ADD)?;

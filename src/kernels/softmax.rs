@@ -38,6 +38,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     crate::kernels::check_rows(ctx, a.x, OP)?;
     let n = a.x.last_dim();
     let variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
@@ -53,6 +54,23 @@ fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
 }
 
 /// Records the fused softmax into the caller's compute pass (never submits or waits).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::softmax;
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[0.0f32; 6], &[2, 3])?;
+/// let y = ctx.tensor(&[f32::NAN; 6], &[2, 3])?;
+/// let mut enc = ctx.device().create_command_encoder(&Default::default());
+/// {
+///     let mut pass = enc.begin_compute_pass(&Default::default());
+///     softmax::encode(&ctx, &mut pass, &softmax::Args { x: &x, y: &y, variant: None })?;
+///     // ... the engine's own dispatches in the same pass ...
+/// }
+/// ctx.queue().submit([enc.finish()]);
+/// assert!(y.to_vec::<f32>()?.iter().all(|&v| (v - 1.0 / 3.0).abs() < 1e-6));
+/// # Ok(()) }
+/// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
     let (key, params, groups) = plan(ctx, a)?;
     ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
@@ -66,7 +84,7 @@ pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
 impl Context {
     /// Softmax over the last dimension, fused into one dispatch.
     ///
-    /// ```no_run
+    /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// let ctx = wgfuse::Context::new()?;
     /// let x = ctx.tensor(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
@@ -82,6 +100,16 @@ impl Context {
     }
 
     /// Softmax into an existing output (optionally forcing a variant).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[0.0f32; 4], &[1, 4])?;
+    /// let y = ctx.tensor(&[f32::NAN; 4], &[1, 4])?;
+    /// ctx.softmax_into(&x, &y, None)?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![0.25; 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn softmax_into(&self, x: &Tensor, y: &Tensor, variant: Option<Variant>) -> Result<()> {
         let a = Args { x, y, variant };
         let (key, params, groups) = plan(self, &a)?;

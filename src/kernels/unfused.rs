@@ -202,3 +202,30 @@ pub fn lora(ctx: &Context, x: &Tensor, a: &Tensor, bm: &Tensor, scale: f32, base
     }
     Ok(b.done(vec![y]))
 }
+
+/// `x [rows, k] · w [k, n]` with the baselines' tiled kernel (f32): a plain matrix product for
+/// chains that need one between fused ops (a projection, attention scores). Not tuned: engines
+/// bring their own GEMM.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+/// let w = ctx.tensor(&[1.0f32, 0.0, 0.0, 1.0], &[2, 2])?;
+/// assert_eq!(wgfuse::kernels::unfused::matmul(&ctx, &x, &w)?.to_vec::<f32>()?, vec![1.0, 2.0]);
+/// # Ok(()) }
+/// ```
+pub fn matmul(ctx: &Context, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    check_f32(ctx, &[x, w])?;
+    let (rows, k) = (x.rows(), x.last_dim());
+    let n = match w.shape() {
+        [wk, n] if *wk == k => *n,
+        s => return Err(Error::ShapeMismatch { op: OP, expected: format!("w [{k}, n]"), got: s.to_vec() }),
+    };
+    let mut b = Builder { ctx, steps: Vec::new() };
+    let y = b.tmp(&[rows, n])?;
+    b.step(Elementary::Matmul, 0, x, w, &y, rows, n, 0.0, k);
+    let plan = b.done(vec![y]);
+    plan.record(ctx)?;
+    Ok(plan.outputs[0].clone())
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest: formatting,
-//! lints, generated shaders, the MSL emulation, the test suite, and a quick compare run.
+//! lints, the test suite (unit, integration, property and doc tests), the examples, and a quick
+//! compare run.
 
 use std::process::Command;
 
@@ -18,6 +19,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace", "--all-features"])?;
+    for example in ["quickstart", "own_device", "llama_block"] {
+        cargo(&["run", "--release", "--example", example])?;
+    }
     if !quick {
         cargo(&["run", "--release", "-p", "xtask", "--", "compare-backends", "--quick"])?;
     }
