@@ -38,7 +38,7 @@ fn time(timer: &mut Timer, warm: Duration, mut f: impl FnMut(&mut wgpu::ComputeP
 }
 
 fn row_variants(n: usize, dtype: DType, max_wg: u32) -> Vec<Variant> {
-    let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 };
+    let chunks = if n.is_multiple_of(4) { n / 4 } else { (n + 6) / 4 };
     let mut v = Vec::new();
     for t in [1u32, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] {
         if t > max_wg {
@@ -49,7 +49,7 @@ fn row_variants(n: usize, dtype: DType, max_wg: u32) -> Vec<Variant> {
             if wg < t || wg > max_wg || (t < 256 && wg != 256) || (t >= 256 && wg != t) {
                 continue;
             }
-            if k <= 16 && k >= 1 && (k as usize) * (t as usize) < chunks + t as usize {
+            if (1..=16).contains(&k) && (k as usize) * (t as usize) < chunks + t as usize {
                 v.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
             }
             // f16 in pairs of chunks: two registers a pair.
