@@ -104,11 +104,6 @@ fn softmax_every_variant_on_every_row_length() {
             if k <= 16 {
                 vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
             }
-            // Pairs of chunks (16-byte f16 accesses): two registers a pair.
-            let kp = 2 * (chunks.div_ceil(2) + 1).div_ceil(t as usize) as u32;
-            if kp <= 16 {
-                vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: kp, mode: 2 });
-            }
             for v in vs {
                 let y = ctx.tensor(&vec![half::f16::NAN; 9 * n], &[9, n]).unwrap();
                 ctx.softmax_into(&x, &y, Some(v)).unwrap();

@@ -3,8 +3,7 @@
 //
 // Bindings (f32): 0 x, 1 w (row-length weight), 2 r (residual), 3 y, 4 h: array<vec4<f32>>.
 // Bindings (f16): 8 x, 9 w, 10 r, 11 y, 12 h: array<vec2<u32>> (4 halves each); 13 and 14 are
-//   y and h again as words, for the atomic writes of the words two rows share (odd lengths);
-//   15 x, 16 r, 17 y, 18 h again as array<vec4<u32>> for 16-byte accesses (MODE bit 1).
+//   y and h again as words, for the atomic writes of the words two rows share (odd lengths).
 // Every entry point refers to both sets (the helpers branch on the dtype), so all slots are
 // bound: the other dtype's slots alias the same buffers, and unused inputs (no weight, no
 // residual) alias x, unused outputs y. Immediates: rows, n, eps (f32 bits).
@@ -39,10 +38,6 @@ var<immediate> p: Params;
 @group(0) @binding(12) var<storage, read_write> h16: array<vec2<u32>>;
 @group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
 @group(0) @binding(14) var<storage, read_write> h16w: array<atomic<u32>>;
-@group(0) @binding(15) var<storage, read> x16q: array<vec4<u32>>;
-@group(0) @binding(16) var<storage, read> r16q: array<vec4<u32>>;
-@group(0) @binding(17) var<storage, read_write> y16q: array<vec4<u32>>;
-@group(0) @binding(18) var<storage, read_write> h16q: array<vec4<u32>>;
 
 fn unpack4(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
@@ -209,117 +204,65 @@ fn gather_w(f16: bool, c: u32, row: Row) -> vec4<f32> {
     return vec4<f32>(weight1(f16, j), weight1(f16, j + 1u), weight1(f16, j + 2u), weight1(f16, j + 3u));
 }
 
-// Loads chunk c of x (+ r, rounded as h is stored, when adding) and writes h for a full chunk.
-fn load_chunk(f16: bool, add: bool, c: u32, row: Row) -> vec4<f32> {
-    var a = load_x(f16, c);
-    if (add) {
-        a = round_sum(f16, a + load_r(f16, c));
-        if (full(c, row)) {
-            store_full(f16, 1u, c, a);
-        }
-    }
-    return a;
-}
-
-// The register variant; `add` selects add_rms_norm (h = x + r written too). Registers go two
-// at a time: in pairs mode (f16) their two chunks are one 16-byte access. Register arrays are
-// indexed by unrolled loop counters only (see rows.wgsl).
+// The register variant; `add` selects add_rms_norm (h = x + r written too). Register
+// arrays are indexed by unrolled loop counters only (see rows.wgsl).
 fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     var ss = 0.0;
-    let paired = f16 && pairs();
-    for (var i = 0u; i < K; i += 2u) {
-        let c = chunk_at(i, row);
-        let c2 = chunk_at(i + 1u, row);
-        var a = vec4<f32>(0.0);
-        var a2 = vec4<f32>(0.0);
-        if (paired) {
-            if (live(c, row) || live(c2, row)) {
-                let w = x16q[c / 2u];
-                a = unpack4(w.xy);
-                a2 = unpack4(w.zw);
-                if (add) {
-                    let q = r16q[c / 2u];
-                    a = round_sum(true, a + unpack4(q.xy));
-                    a2 = round_sum(true, a2 + unpack4(q.zw));
-                    let f1 = live(c, row) && full(c, row);
-                    let f2 = live(c2, row) && full(c2, row);
-                    if (f1 && f2) {
-                        h16q[c / 2u] = vec4<u32>(pack4(a), pack4(a2));
-                    } else if (f1) {
-                        h16[c] = pack4(a);
-                    } else if (f2) {
-                        h16[c2] = pack4(a2);
-                    }
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            var a = load_x(f16, c);
+            if (add) {
+                a = round_sum(f16, a + load_r(f16, c));
+                if (full(c, row)) {
+                    store_full(f16, 1u, c, a);
                 }
             }
-        } else {
-            if (live(c, row)) {
-                a = load_chunk(f16, add, c, row);
-            }
-            if (i + 1u < K && live(c2, row)) {
-                a2 = load_chunk(f16, add, c2, row);
-            }
-        }
-        v[i] = a;
-        ss += sumsq(a, lane_mask(c, row));
-        if (i + 1u < K) {
-            v[i + 1u] = a2;
-            ss += sumsq(a2, lane_mask(c2, row));
+            v[i] = a;
+            ss += sumsq(a, lane_mask(c, row));
         }
     }
     if (add) {
         for (var b = 0u; b < 2u; b++) {
             let i = boundary_slot(b, row);
             if (i < KMAX) {
-                let c = chunk_at(i, row);
+                let c = row.c0 + row.tid + i * T;
                 store(f16, 1u, c, pick(&v, i), lane_mask(c, row));
             }
         }
     }
     let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
     let weighted = (MODE & 1u) != 0u;
-    for (var i = 0u; i < K; i += 2u) {
-        let c = chunk_at(i, row);
-        let c2 = chunk_at(i + 1u, row);
-        let f1 = live(c, row) && full(c, row);
-        let f2 = i + 1u < K && live(c2, row) && full(c2, row);
-        var o = v[i] * inv;
-        var o2 = v[i + 1u] * inv;
-        if (weighted) {
-            if (p.n % 4u == 0u) {
-                // Rows are 4-aligned: weight chunks line up with row chunks.
-                if (f1) {
+    if (p.n % 4u == 0u) {
+        // Rows are 4-aligned: every chunk is full, and weight chunks line up with row chunks.
+        for (var i = 0u; i < K; i++) {
+            let c = row.c0 + row.tid + i * T;
+            if (c < row.c1) {
+                var o = v[i] * inv;
+                if (weighted) {
                     o *= load_w(f16, c - row.c0);
                 }
-                if (f2) {
-                    o2 *= load_w(f16, c2 - row.c0);
-                }
-            } else {
-                if (f1) {
-                    o *= gather_w(f16, c, row);
-                }
-                if (f2) {
-                    o2 *= gather_w(f16, c2, row);
-                }
-            }
-        }
-        if (paired && f1 && f2) {
-            y16q[c / 2u] = vec4<u32>(pack4(o), pack4(o2));
-        } else {
-            if (f1) {
                 store_full(f16, 0u, c, o);
             }
-            if (f2) {
-                store_full(f16, 0u, c2, o2);
+        }
+        return;
+    }
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1 && full(c, row)) {
+            var o = v[i] * inv;
+            if (weighted) {
+                o *= gather_w(f16, c, row);
             }
+            store_full(f16, 0u, c, o);
         }
     }
     for (var b = 0u; b < 2u; b++) {
         let i = boundary_slot(b, row);
         if (i < KMAX) {
-            let c = chunk_at(i, row);
+            let c = row.c0 + row.tid + i * T;
             let mask = lane_mask(c, row);
             store(f16, 0u, c, pick(&v, i) * inv * weights(f16, c, row, mask), mask);
         }

@@ -9,10 +9,7 @@
 override WG: u32 = 256u;
 override T: u32 = 256u;
 override K: u32 = 4u;
-override MODE: u32 = 0u; // bit 0: RMSNorm weight; bit 1: pairs (f16); every kernel takes the same constants
-
-// f16 rows in pairs of chunks: a thread's registers 2j and 2j + 1 hold chunks 2p and 2p + 1 of
-// pair p, loaded and stored as one 16-byte access (4-element chunks of f16 are only 8 bytes).
+override MODE: u32 = 0u; // op-specific (RMSNorm: bit 0 = has weight); every kernel takes the same constants
 
 const KMAX: u32 = 16u;
 
@@ -106,23 +103,6 @@ fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
     return s;
 }
 
-fn pairs() -> bool {
-    return (MODE & 2u) != 0u;
-}
-
-// The chunk register i of this thread holds: t, t + T, ... or, in pairs, 2p and 2p + 1 for
-// pairs p = p0 + t, p0 + t + T, ... (p0 = c0 / 2).
-fn chunk_at(i: u32, row: Row) -> u32 {
-    if (pairs()) {
-        return 2u * (row.c0 / 2u + row.tid + (i / 2u) * T) + (i % 2u);
-    }
-    return row.c0 + row.tid + i * T;
-}
-
-fn live(c: u32, row: Row) -> bool {
-    return c >= row.c0 && c < row.c1;
-}
-
 // Chunk c lies wholly inside the row (only a row's first and last chunk may not).
 fn full(c: u32, row: Row) -> bool {
     return 4u * c >= row.start && 4u * c + 4u <= row.end;
@@ -143,17 +123,7 @@ fn boundary_slot(b: u32, row: Row) -> u32 {
             return KMAX;
         }
     }
-    if (full(c, row)) {
-        return KMAX;
-    }
-    if (pairs()) {
-        let q = c / 2u - row.c0 / 2u;
-        if (q % T != row.tid) {
-            return KMAX;
-        }
-        return 2u * (q / T) + c % 2u;
-    }
-    if ((c - row.c0) % T != row.tid) {
+    if (full(c, row) || (c - row.c0) % T != row.tid) {
         return KMAX;
     }
     return (c - row.c0) / T;

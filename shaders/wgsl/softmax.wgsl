@@ -3,8 +3,7 @@
 // Bindings (f32 entry points): 0 x: array<vec4<f32>> (read), 1 y: array<vec4<f32>>.
 // Bindings (f16 entry points): 8 x: array<vec2<u32>> (read, 4 halves per element), 9 y, and
 //   10 the same buffer as 9 seen as words, for the atomic writes of the words two rows share
-//   (odd row lengths); 11 and 12: x and y again as array<vec4<u32>>, for 16-byte accesses to
-//   pairs of chunks (MODE bit 1).
+//   (odd row lengths).
 // Immediates: rows, n (row length).
 //
 // Work split: a workgroup of WG threads takes WG / T consecutive rows; T consecutive threads
@@ -35,8 +34,6 @@ var<immediate> p: Params;
 @group(0) @binding(8) var<storage, read> x16: array<vec2<u32>>;
 @group(0) @binding(9) var<storage, read_write> y16: array<vec2<u32>>;
 @group(0) @binding(10) var<storage, read_write> y16w: array<atomic<u32>>;
-@group(0) @binding(11) var<storage, read> x16q: array<vec4<u32>>;
-@group(0) @binding(12) var<storage, read_write> y16q: array<vec4<u32>>;
 
 // Combines per-thread (max, sum) pairs of a row: sum rescaled to the row max.
 fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
@@ -146,17 +143,17 @@ struct Stats {
 fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg: u32) -> Stats {
     var m = neg_inf();
     for (var i = 0u; i < K; i++) {
-        let c = chunk_at(i, row);
-        if (live(c, row)) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
             m = max(m, chunk_max((*v)[i], lane_mask(c, row)));
         }
     }
     m = row_max(m, lid, sg);
     var s = 0.0;
     for (var i = 0u; i < K; i++) {
-        let c = chunk_at(i, row);
+        let c = row.c0 + row.tid + i * T;
         var e = vec4<f32>(0.0);
-        if (live(c, row)) {
+        if (c < row.c1) {
             e = select(vec4<f32>(0.0), exp((*v)[i] - m), lane_mask(c, row));
         }
         (*v)[i] = e;
@@ -179,22 +176,22 @@ fn softmax_f32_reg(
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     for (var i = 0u; i < K; i++) {
-        let c = chunk_at(i, row);
-        if (live(c, row)) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
             v[i] = x32[c];
         }
     }
     let st = reg_softmax(&v, row, lid, sg);
     for (var i = 0u; i < K; i++) {
-        let c = chunk_at(i, row);
-        if (live(c, row) && full(c, row)) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1 && full(c, row)) {
             y32[c] = v[i] * st.inv;
         }
     }
     for (var b = 0u; b < 2u; b++) {
         let i = boundary_slot(b, row);
         if (i < KMAX) {
-            let c = chunk_at(i, row);
+            let c = row.c0 + row.tid + i * T;
             store32(c, pick(&v, i) * st.inv, lane_mask(c, row));
         }
     }
@@ -212,53 +209,24 @@ fn softmax_f16_reg(
     }
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
-    if (pairs()) {
-        for (var i = 0u; i < K; i += 2u) {
-            let c = chunk_at(i, row);
-            if (live(c, row) || live(c + 1u, row)) {
-                let w = x16q[c / 2u];
-                v[i] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-                v[i + 1u] = vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
-            }
-        }
-    } else {
-        for (var i = 0u; i < K; i++) {
-            let c = chunk_at(i, row);
-            if (live(c, row)) {
-                v[i] = load16(c);
-            }
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            v[i] = load16(c);
         }
     }
     let st = reg_softmax(&v, row, lid, sg);
-    if (pairs()) {
-        for (var i = 0u; i < K; i += 2u) {
-            let c = chunk_at(i, row);
-            let lo = v[i] * st.inv;
-            let hi = v[i + 1u] * st.inv;
-            if (live(c, row) && full(c, row) && live(c + 1u, row) && full(c + 1u, row)) {
-                y16q[c / 2u] = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
-            } else {
-                if (live(c, row) && full(c, row)) {
-                    y16[c] = vec2<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw));
-                }
-                if (live(c + 1u, row) && full(c + 1u, row)) {
-                    y16[c + 1u] = vec2<u32>(pack2x16float(hi.xy), pack2x16float(hi.zw));
-                }
-            }
-        }
-    } else {
-        for (var i = 0u; i < K; i++) {
-            let c = chunk_at(i, row);
-            if (live(c, row) && full(c, row)) {
-                let o = v[i] * st.inv;
-                y16[c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
-            }
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1 && full(c, row)) {
+            let o = v[i] * st.inv;
+            y16[c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
         }
     }
     for (var b = 0u; b < 2u; b++) {
         let i = boundary_slot(b, row);
         if (i < KMAX) {
-            let c = chunk_at(i, row);
+            let c = row.c0 + row.tid + i * T;
             store16(c, pick(&v, i) * st.inv, lane_mask(c, row));
         }
     }

@@ -102,13 +102,7 @@ impl Variant {
     /// Short description for reports, e.g. `reg t256 k4 x1`.
     pub fn describe(&self) -> String {
         match self.kind {
-            Kind::Reg => format!(
-                "reg t{} k{} r{}{}",
-                self.threads,
-                self.chunks,
-                self.wg / self.threads.max(1),
-                if self.mode & 2 != 0 { " pairs" } else { "" }
-            ),
+            Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
@@ -160,31 +154,25 @@ pub(crate) fn slot(dtype: DType, i: u32) -> u32 {
 /// - rows over 4 × 4 × max threads: up to 8 chunks a thread with max threads (4096x32000 f32:
 ///   288 µs; 16 chunks spill: 952 µs);
 /// - longer rows: the looped variant (two reads), 1024 threads.
-pub fn row_variant(rows: usize, n: usize, dtype: DType, max_invocations: u32) -> Variant {
+pub fn row_variant(rows: usize, n: usize, max_invocations: u32) -> Variant {
     // Chunks a row spans: rows start 4-aligned when n is a multiple of 4.
     let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 } as u64;
-    // f16 goes in pairs of chunks (16-byte accesses): a unit is a pair, two registers.
-    let (units, regs) = match dtype {
-        DType::F32 => (chunks, 1u64),
-        DType::F16 => (chunks.div_ceil(2) + 1, 2u64),
-    };
-    let mode = if dtype == DType::F16 { 2 } else { 0 };
     let big = max_invocations.clamp(64, 1024);
     let groups = |t: u32| (rows as u64).div_ceil((256 / t.min(256)).max(1) as u64);
     let mut t = 1u32;
-    while t < big && units.div_ceil(t as u64) * regs > 4 {
+    while t < big && chunks.div_ceil(t as u64) > 4 {
         t *= 2;
     }
-    let mut k = units.div_ceil(t as u64) * regs;
+    let mut k = chunks.div_ceil(t as u64);
     if k > 8 {
         return Variant { kind: Kind::Online, wg: big, threads: big, chunks: 1, mode: 0 };
     }
-    while t < 256 && k > regs && groups(t) < 256 {
+    while t < 256 && k > 1 && groups(t) < 256 {
         t *= 2;
-        k = units.div_ceil(t as u64) * regs;
+        k = chunks.div_ceil(t as u64);
     }
     let wg = t.max(256.min(big));
-    Variant { kind: Kind::Reg, wg, threads: t, chunks: k as u32, mode }
+    Variant { kind: Kind::Reg, wg, threads: t, chunks: k as u32, mode: 0 }
 }
 
 /// Workgroups a row kernel needs for `rows` rows.

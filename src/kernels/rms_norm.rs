@@ -60,9 +60,8 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Err(Error::InvalidArgument { op, what: format!("eps must be finite and >= 0, got {}", a.eps) });
     }
     crate::kernels::check_rows(ctx, a.x, op)?;
-    let mut variant =
-        a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, a.x.dtype(), ctx.info().limits.max_compute_invocations_per_workgroup));
-    variant.mode = (variant.mode & 2) | u32::from(a.weight.is_some());
+    let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    variant.mode = u32::from(a.weight.is_some());
     let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
@@ -85,10 +84,6 @@ fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
     }
     b.push(a.y.binding(13, true));
     b.push(h.binding(14, true));
-    b.push(a.x.binding(15, false));
-    b.push(r.binding(16, false));
-    b.push(a.y.binding(17, true));
-    b.push(h.binding(18, true));
     b
 }
 

@@ -37,8 +37,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     }
     crate::kernels::check_rows(ctx, a.x, OP)?;
     let n = a.x.last_dim();
-    let variant =
-        a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, a.x.dtype(), ctx.info().limits.max_compute_invocations_per_workgroup));
+    let variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
@@ -50,8 +49,6 @@ fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
     let mut b = vec![a.x.binding(slot(d, 0), false), a.y.binding(slot(d, 1), true)];
     if d == DType::F16 {
         b.push(a.y.binding(slot(d, 2), true));
-        b.push(a.x.binding(slot(d, 3), false));
-        b.push(a.y.binding(slot(d, 4), true));
     }
     b
 }
@@ -81,7 +78,7 @@ pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> 
 
 /// The variant [`Context::softmax`] picks for `x`.
 pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
-    row_variant(x.rows(), x.last_dim(), x.dtype(), ctx.info().limits.max_compute_invocations_per_workgroup)
+    row_variant(x.rows(), x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }
 
 impl Context {

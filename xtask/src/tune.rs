@@ -37,7 +37,7 @@ fn time(timer: &mut Timer, warm: Duration, mut f: impl FnMut(&mut wgpu::ComputeP
     Ok(m)
 }
 
-fn row_variants(n: usize, dtype: DType, max_wg: u32) -> Vec<Variant> {
+fn row_variants(n: usize, max_wg: u32) -> Vec<Variant> {
     let chunks = if n.is_multiple_of(4) { n / 4 } else { (n + 6) / 4 };
     let mut v = Vec::new();
     for t in [1u32, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] {
@@ -51,11 +51,6 @@ fn row_variants(n: usize, dtype: DType, max_wg: u32) -> Vec<Variant> {
             }
             if (1..=16).contains(&k) && (k as usize) * (t as usize) < chunks + t as usize {
                 v.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
-            }
-            // f16 in pairs of chunks: two registers a pair.
-            let kp = 2 * (chunks.div_ceil(2) + 1).div_ceil(t as usize) as u32;
-            if dtype == DType::F16 && kp <= 16 && (kp as usize / 2) * (t as usize) < chunks / 2 + 1 + t as usize {
-                v.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: kp, mode: 2 });
             }
             if t >= 128 {
                 v.push(Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 });
@@ -151,8 +146,8 @@ pub fn run(args: &[String]) -> Res<()> {
                     _ => (4 * elems + n as u64) * es,
                 };
                 let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                let pick = wgfuse::kernels::row_variant(rows, n, dtype, max_wg);
-                for v in row_variants(n, dtype, max_wg) {
+                let pick = wgfuse::kernels::row_variant(rows, n, max_wg);
+                for v in row_variants(n, max_wg) {
                     let us = match op.as_str() {
                         "softmax" => {
                             time(&mut timer, warm, |p| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: Some(v) }))?
