@@ -168,8 +168,12 @@ fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
     return a;
 }
 
-fn sumsq(v: vec4<f32>, mask: vec4<bool>) -> f32 {
-    let u = select(vec4<f32>(0.0), v, mask);
+fn sumsq(v: vec4<f32>, c: u32, row: Row) -> f32 {
+    if (p.n % 4u == 0u) {
+        // Rows of a multiple of 4 hold only full chunks.
+        return dot(v, v);
+    }
+    let u = select(vec4<f32>(0.0), v, lane_mask(c, row));
     return dot(u, u);
 }
 
@@ -221,7 +225,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
                 }
             }
             v[i] = a;
-            ss += sumsq(a, lane_mask(c, row));
+            ss += sumsq(a, c, row);
         }
     }
     if (add) {
@@ -279,7 +283,7 @@ fn rms_online(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg
             a = round_sum(f16, a + load_r(f16, c));
             store(f16, 1u, c, a, mask);
         }
-        ss += sumsq(a, mask);
+        ss += sumsq(a, c, row);
     }
     let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
     for (var c = row.c0 + row.tid; c < row.c1; c += T) {
