@@ -152,6 +152,29 @@ impl Timer {
         Ok(out)
     }
 
+    /// Times several closures interleaved: each run times every closure once, in turn (each
+    /// after its own L2 flush), so all of them see the same clocks and the same neighbours on
+    /// a shared GPU. Returns, per closure, its runs' times in microseconds. Ratios between
+    /// closures measured this way hold even when the GPU's speed drifts during the runs.
+    pub fn time_interleaved(
+        &mut self,
+        runs: usize,
+        fs: &mut [&mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>],
+    ) -> Result<Vec<Vec<f64>>> {
+        let k = fs.len().max(1);
+        let mut idx = 0usize;
+        let flat = self.time(runs * k, |pass| {
+            let r = (fs[idx % k])(pass);
+            idx += 1;
+            r
+        })?;
+        let mut out = vec![Vec::with_capacity(runs); k];
+        for (i, t) in flat.into_iter().enumerate() {
+            out[i % k].push(t);
+        }
+        Ok(out)
+    }
+
     fn batch_gpu(&mut self, n: u32, f: &mut impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<Vec<f64>> {
         let Some((set, resolve, read)) = &self.queries else { return Err(Error::Readback("no query set".into())) };
         let mut enc = self.ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });

@@ -388,12 +388,17 @@ fn measure(timer: &mut Timer, o: &Opts, mut f: impl FnMut(&mut wgpu::ComputePass
     Ok(median(&timer.time(o.runs, &mut f).map_err(err)?))
 }
 
-/// Times a copy of `bytes` (half read, half written): the bound for an op moving `bytes`.
-fn copy_bound(ctx: &Context, timer: &mut Timer, o: &Opts, bytes: u64) -> Res<f64> {
+/// Source and destination of a copy of `bytes` (half read, half written): the bound for an op
+/// moving `bytes`.
+fn copy_tensors(ctx: &Context, bytes: u64) -> Res<(Tensor, Tensor)> {
     let n = (bytes / 2).div_ceil(4) as usize;
     let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-    let x = random_tensor(ctx, &mut rng, &[n], DType::F32, 1.0)?.0;
-    let y = random_tensor(ctx, &mut rng, &[n], DType::F32, 1.0)?.0;
+    Ok((random_tensor(ctx, &mut rng, &[n], DType::F32, 1.0)?.0, random_tensor(ctx, &mut rng, &[n], DType::F32, 1.0)?.0))
+}
+
+/// Times a copy of `bytes`.
+fn copy_bound(ctx: &Context, timer: &mut Timer, o: &Opts, bytes: u64) -> Res<f64> {
+    let (x, y) = copy_tensors(ctx, bytes)?;
     measure(timer, o, |pass| copy::encode(ctx, pass, &x, &y))
 }
 
@@ -448,8 +453,54 @@ pub fn run(args: &[String]) -> Res<()> {
         let cpu_what =
             if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
         let bytes = bytes_moved(op, s, dtype);
-        let bound = copy_bound(&ctx, &mut timer, &o, bytes)?;
         let shape = shape_str(s);
+        // Every GPU candidate of the case, timed interleaved with the copy of the same bytes:
+        // the copy and the kernels share clocks and neighbours, so their ratio is trustworthy.
+        let (cx, cy) = copy_tensors(&ctx, bytes)?;
+        let plan = if dtype == DType::F32 { Some(unfused_plan(&ctx, op, &inp).map_err(err)?) } else { None };
+        let mut fused = Vec::new();
+        for (name, c) in [("wgsl", Some(&ctx)), ("native", native.as_ref())] {
+            let Some(c) = c else { continue };
+            let inp_c = if std::ptr::eq(c, &ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
+            fused.push((name, c, inp_c));
+        }
+        let mut errors = Vec::new();
+        if let Some(p) = &plan {
+            p.record(&ctx).map_err(err)?;
+            errors.push(max_err(p.outputs(), &want, &idx)?);
+        }
+        let mut runners = Vec::new();
+        for (_, c, inp_c) in &fused {
+            let inp_ref = inp_c.as_ref().unwrap_or(&inp);
+            let out = fused_outputs(c, op, inp_ref)?;
+            errors.push(max_err(&out, &want, &idx)?);
+            runners.push(Fused { op, ctx: c, inp: inp_ref, out });
+        }
+        let mut copy_f = |pass: &mut wgpu::ComputePass<'_>| copy::encode(&ctx, pass, &cx, &cy);
+        let mut unfused_f = |pass: &mut wgpu::ComputePass<'_>| match &plan {
+            Some(p) => p.encode(&ctx, pass),
+            None => Ok(()),
+        };
+        let mut fused_fs: Vec<Box<dyn FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()> + '_>> =
+            runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
+        let mut fs: Vec<&mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>> = vec![&mut copy_f];
+        if plan.is_some() {
+            fs.push(&mut unfused_f);
+        }
+        for f in fused_fs.iter_mut() {
+            fs.push(f.as_mut());
+        }
+        timer
+            .warm_up(o.warmup, |pass| {
+                for f in fs.iter_mut() {
+                    f(pass)?;
+                }
+                Ok(())
+            })
+            .map_err(err)?;
+        let times = timer.time_interleaved(o.runs, &mut fs).map_err(err)?;
+        let med: Vec<f64> = times.iter().map(|t| median(t)).collect();
+        let bound = med[0];
         let mk = |backend: &str, variant: String, us: f64, bound_us: Option<f64>, max_err: Option<f64>| Row {
             op: op.name(),
             dtype,
@@ -463,26 +514,17 @@ pub fn run(args: &[String]) -> Res<()> {
             speedup: None,
         };
         rows.push(mk("copy", "bound".into(), bound, Some(bound), None));
-        // Unfused baseline (f32).
-        let unfused_us = if dtype == DType::F32 {
-            let plan = unfused_plan(&ctx, op, &inp).map_err(err)?;
-            plan.record(&ctx).map_err(err)?;
-            let e = max_err(plan.outputs(), &want, &idx)?;
-            let us = measure(&mut timer, &o, |pass| plan.encode(&ctx, pass))?;
-            rows.push(mk("unfused", format!("{} dispatches", plan.dispatches()), us, Some(bound), Some(e)));
-            Some(us)
-        } else {
-            None
-        };
-        for (name, c) in [("wgsl", Some(&ctx)), ("native", native.as_ref())] {
-            let Some(c) = c else { continue };
-            let inp_c = if std::ptr::eq(c, &ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
-            let inp_ref = inp_c.as_ref().unwrap_or(&inp);
-            let out = fused_outputs(c, op, inp_ref)?;
-            let e = max_err(&out, &want, &idx)?;
-            let f = Fused { op, ctx: c, inp: inp_ref, out };
-            let us = measure(&mut timer, &o, |pass| f.encode(pass))?;
-            let mut r = mk(name, f.variant(), us, Some(bound), Some(e));
+        let mut at = 1;
+        let mut unfused_us = None;
+        if let Some(p) = &plan {
+            rows.push(mk("unfused", format!("{} dispatches", p.dispatches()), med[1], Some(bound), Some(errors[0])));
+            unfused_us = Some(med[1]);
+            at = 2;
+        }
+        let e0 = usize::from(plan.is_some());
+        for (j, ((name, _, _), f)) in fused.iter().zip(&runners).enumerate() {
+            let us = med[at + j];
+            let mut r = mk(name, f.variant(), us, Some(bound), Some(errors[e0 + j]));
             r.speedup = unfused_us.map(|u| u / us);
             rows.push(r);
         }
