@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use crate::context::Context;
 use crate::error::{Error, Result};
 
+/// A closure that records work into a compute pass.
+pub type Recorder<'a> = dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a;
+
 /// How a [`Timer`] measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
@@ -156,11 +159,7 @@ impl Timer {
     /// after its own L2 flush), so all of them see the same clocks and the same neighbours on
     /// a shared GPU. Returns, per closure, its runs' times in microseconds. Ratios between
     /// closures measured this way hold even when the GPU's speed drifts during the runs.
-    pub fn time_interleaved(
-        &mut self,
-        runs: usize,
-        fs: &mut [&mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>],
-    ) -> Result<Vec<Vec<f64>>> {
+    pub fn time_interleaved(&mut self, runs: usize, fs: &mut [&mut Recorder<'_>]) -> Result<Vec<Vec<f64>>> {
         let k = fs.len().max(1);
         let mut idx = 0usize;
         let flat = self.time(runs * k, |pass| {

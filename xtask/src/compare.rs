@@ -12,7 +12,7 @@ use half::f16;
 use ndarray::{Array2, ArrayD};
 use rand::{Rng, SeedableRng};
 use wgfuse::kernels::{copy, lora, rms_norm, softmax, unfused};
-use wgfuse::timing::{median, Clock, Timer};
+use wgfuse::timing::{median, Clock, Recorder, Timer};
 use wgfuse::{Backend, Context, ContextOptions, DType, Tensor};
 
 type Res<T> = Result<T, String>;
@@ -481,9 +481,9 @@ pub fn run(args: &[String]) -> Res<()> {
             Some(p) => p.encode(&ctx, pass),
             None => Ok(()),
         };
-        let mut fused_fs: Vec<Box<dyn FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()> + '_>> =
+        let mut fused_fs: Vec<Box<Recorder<'_>>> =
             runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
-        let mut fs: Vec<&mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>> = vec![&mut copy_f];
+        let mut fs: Vec<&mut Recorder<'_>> = vec![&mut copy_f];
         if plan.is_some() {
             fs.push(&mut unfused_f);
         }
