@@ -73,11 +73,17 @@ pub(crate) fn native_language(info: &Info) -> Result<Language> {
         return unavailable(format!("the device lacks PASSTHROUGH_SHADERS; use Backend::Wgsl on {}", info.adapter.name));
     }
     match api {
-        wgpu::Backend::Vulkan if cfg!(feature = "spirv") => Ok(Language::SpirV),
+        // The `spirv` and `msl` features reserve the native backends; their kernels are not
+        // written yet, so asking for them says so at once rather than op by op.
+        wgpu::Backend::Vulkan if cfg!(feature = "spirv") => {
+            unavailable("the hand-written SPIR-V kernels are not part of this version yet; use Backend::Wgsl".into())
+        }
         wgpu::Backend::Vulkan => {
             unavailable("this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl".into())
         }
-        wgpu::Backend::Metal if cfg!(feature = "msl") => Ok(Language::Msl),
+        wgpu::Backend::Metal if cfg!(feature = "msl") => {
+            unavailable("the hand-written MSL kernels are not part of this version yet; use Backend::Wgsl".into())
+        }
         wgpu::Backend::Metal => {
             unavailable("this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl".into())
         }

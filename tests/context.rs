@@ -277,3 +277,12 @@ fn eight_threads_share_one_context_correctly() {
         }
     });
 }
+
+#[test]
+fn native_backend_where_it_cannot_run_is_a_typed_error() {
+    let r = Context::with_options(ContextOptions { backend: wgfuse::Backend::Native, ..ContextOptions::default() });
+    match r {
+        Err(Error::BackendUnavailable { why, .. }) => assert!(why.contains("Backend::Wgsl"), "{why}"),
+        other => panic!("expected BackendUnavailable, got {other:?}"),
+    }
+}
