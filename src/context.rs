@@ -276,6 +276,14 @@ impl Context {
     }
 
     /// Lists the adapters wgfuse can see (as `Context::new` would choose among them, best first).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// for a in wgfuse::Context::adapters(&wgfuse::ContextOptions::default())? {
+    ///     println!("{} ({:?}, {:?})", a.name, a.device_type, a.backend);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn adapters(options: &ContextOptions) -> Result<Vec<wgpu::AdapterInfo>> {
         let (_, adapters) = pollster::block_on(Self::candidates(options))?;
         Ok(adapters.iter().map(|a| a.get_info()).collect())
@@ -304,6 +312,13 @@ impl Context {
     }
 
     /// Async form of [`Context::with_options`].
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = pollster::block_on(wgfuse::Context::with_options_async(Default::default()))?;
+    /// assert!(!ctx.info().adapter.name.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn with_options_async(options: ContextOptions) -> Result<Context> {
         let (_instance, adapters) = Self::candidates(&options).await?;
         let Some(adapter) = adapters.into_iter().next() else {
@@ -366,6 +381,21 @@ impl Context {
     }
 
     /// [`Context::from_wgpu`] with options (`adapter` and `graphics_backend` are ignored).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    /// let adapter = pollster::block_on(instance.request_adapter(&Default::default())).expect("an adapter");
+    /// let desc = wgpu::DeviceDescriptor {
+    ///     required_features: (wgpu::Features::SUBGROUP | wgpu::Features::IMMEDIATES) & adapter.features(),
+    ///     ..Default::default()
+    /// };
+    /// let (device, queue) = pollster::block_on(adapter.request_device(&desc)).expect("a device");
+    /// let opts = wgfuse::ContextOptions { max_pending_ops: 64, ..Default::default() };
+    /// let ctx = wgfuse::Context::from_wgpu_with_options(device, queue, adapter.get_info(), opts)?;
+    /// assert_eq!(ctx.options().max_pending_ops, 64);
+    /// # Ok(()) }
+    /// ```
     pub fn from_wgpu_with_options(
         device: wgpu::Device,
         queue: wgpu::Queue,
@@ -433,31 +463,82 @@ impl Context {
     }
 
     /// The options the Context was made with.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert!(ctx.options().max_pending_ops > 0);
+    /// # Ok(()) }
+    /// ```
     pub fn options(&self) -> &ContextOptions {
         &self.inner.options
     }
 
     /// The kernel backend ops of this Context run on.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert_eq!(ctx.backend(), wgfuse::Backend::Wgsl);
+    /// # Ok(()) }
+    /// ```
     pub fn backend(&self) -> Backend {
         self.inner.options.backend
     }
 
     /// The underlying device, for interop.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false,
+    /// });
+    /// assert_eq!(buf.size(), 64);
+    /// # Ok(()) }
+    /// ```
     pub fn device(&self) -> &wgpu::Device {
         &self.inner.device
     }
 
     /// The underlying queue, for interop.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// ctx.queue().submit([]);
+    /// # Ok(()) }
+    /// ```
     pub fn queue(&self) -> &wgpu::Queue {
         &self.inner.queue
     }
 
     /// How many compute pipelines this Context has compiled so far.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32; 4], &[1, 4])?;
+    /// let (a, b) = (ctx.softmax(&x)?, ctx.softmax(&x)?);
+    /// assert_eq!(ctx.pipelines_created(), 1); // compiled once, cached
+    /// # drop((a, b));
+    /// # Ok(()) }
+    /// ```
     pub fn pipelines_created(&self) -> usize {
         self.inner.pipelines_created.load(Ordering::Relaxed)
     }
 
     /// Counters of what the Context holds and has made: for monitoring long-running use.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32; 4], &[1, 4])?;
+    /// drop(ctx.softmax(&x)?); // the output goes back to the pool
+    /// ctx.sync()?;
+    /// assert_eq!(ctx.stats().pooled_buffers, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let pool = self.inner.pool.lock();
         Stats {
@@ -471,6 +552,13 @@ impl Context {
     }
 
     /// Whether the device has all of `features`.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert!(ctx.has(wgpu::Features::SUBGROUP));
+    /// # Ok(()) }
+    /// ```
     pub fn has(&self, features: wgpu::Features) -> bool {
         self.inner.info.features.contains(features)
     }
@@ -712,6 +800,15 @@ impl Context {
     }
 
     /// Submits every pending op without waiting.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let y = ctx.softmax(&ctx.tensor(&[0.0f32; 4], &[2, 2])?)?;
+    /// ctx.flush()?; // submitted; the GPU works while the host goes on
+    /// assert_eq!(y.to_vec::<f32>()?, vec![0.5; 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn flush(&self) -> Result<()> {
         let mut pending = self.inner.pending.lock();
         self.submit(&mut pending).map(|_| ())
@@ -838,11 +935,27 @@ impl Context {
     }
 
     /// Bytes of freed buffers the pool holds now.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert_eq!(ctx.pool_bytes(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn pool_bytes(&self) -> u64 {
         self.inner.pool.lock().bytes
     }
 
     /// Drops every pooled buffer and cached bind group (pipelines stay).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// drop(ctx.softmax(&ctx.tensor(&[0.0f32; 4], &[2, 2])?)?);
+    /// ctx.trim();
+    /// assert_eq!(ctx.pool_bytes(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn trim(&self) {
         let mut pool = self.inner.pool.lock();
         pool.free.clear();

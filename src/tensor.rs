@@ -236,42 +236,101 @@ impl Context {
 
 impl Tensor {
     /// The shape.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[0.5f32; 6], &[2, 3])?;
+    /// assert_eq!(x.shape(), &[2, 3]);
+    /// assert_eq!((x.len(), x.rows(), x.last_dim(), x.byte_len()), (6, 2, 3, 24));
+    /// assert_eq!(x.dtype(), wgfuse::DType::F32);
+    /// assert!(!x.is_empty() && x.offset() == 0 && x.buffer().size() >= 24);
+    /// # Ok(()) }
+    /// ```
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
     /// The dtype.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn dtype(&self) -> DType {
         self.dtype
     }
     /// Number of elements.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
     /// Always false: tensors have at least one element.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Size of the last dimension.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn last_dim(&self) -> usize {
         self.shape.last().copied().unwrap_or(1)
     }
     /// Number of rows: the product of all dimensions but the last.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn rows(&self) -> usize {
         self.len() / self.last_dim().max(1)
     }
     /// The Context the tensor lives on.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[0.5f32; 2], &[2])?;
+    /// assert_eq!(x.context().info().adapter.name, ctx.info().adapter.name);
+    /// # Ok(()) }
+    /// ```
     pub fn context(&self) -> &Context {
         &self.ctx
     }
     /// The `wgpu::Buffer` behind the tensor (shared by clones).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.storage.buffer
     }
     /// Byte offset of the first element in [`Tensor::buffer`].
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn offset(&self) -> u64 {
         self.offset
     }
     /// Bytes of the elements (without padding).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// # Ok(()) }
+    /// ```
     pub fn byte_len(&self) -> u64 {
         (self.len() * self.dtype.size()) as u64
     }
@@ -317,6 +376,14 @@ impl Tensor {
     }
 
     /// Reads the tensor back as an `ndarray` of its shape.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let a = ctx.tensor(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?.to_ndarray::<f32>()?;
+    /// assert_eq!(a[[1, 0]], 3.0);
+    /// # Ok(()) }
+    /// ```
     pub fn to_ndarray<T: Element>(&self) -> Result<ndarray::ArrayD<T>> {
         let v = self.to_vec::<T>()?;
         ndarray::ArrayD::from_shape_vec(self.shape.clone(), v).map_err(|e| Error::ShapeMismatch {
@@ -327,6 +394,14 @@ impl Tensor {
     }
 
     /// Reads the tensor back as f32 whatever its dtype.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let h = ctx.tensor(&[half::f16::from_f32(0.5); 2], &[2])?;
+    /// assert_eq!(h.to_vec_f32()?, vec![0.5, 0.5]);
+    /// # Ok(()) }
+    /// ```
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         match self.dtype {
             DType::F32 => self.to_vec::<f32>(),
@@ -336,6 +411,15 @@ impl Tensor {
 
     /// Overwrites every element (padding included) with `bits` repeated: tests poison outputs
     /// with NaN this way. Ordered after pending ops.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let y = ctx.tensor(&[0.0f32; 4], &[4])?;
+    /// y.fill_bits(f32::NAN.to_bits())?;
+    /// assert!(y.to_vec::<f32>()?.iter().all(|v| v.is_nan()));
+    /// # Ok(()) }
+    /// ```
     pub fn fill_bits(&self, bits: u32) -> Result<()> {
         let words = (padded_bytes(self.len(), self.dtype) / 4) as usize;
         let data = vec![bits; words];
