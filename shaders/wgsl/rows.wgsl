@@ -57,11 +57,19 @@ fn lane_mask(c: u32, row: Row) -> vec4<bool> {
     return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
 }
 
-fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
+fn combine(a: f32, b: f32, is_max: bool) -> f32 {
+    if (is_max) {
+        return max(a, b);
+    }
+    return a + b;
+}
+
+// Max (is_max) or sum of v over the T threads of a row.
+fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
     var x = v;
     let w = min(T, sg);
     for (var off = 1u; off < w; off = off << 1u) {
-        x = max(x, subgroupShuffleXor(x, off));
+        x = combine(x, subgroupShuffleXor(x, off), is_max);
     }
     if (T <= sg) {
         return x;
@@ -73,34 +81,19 @@ fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
     workgroupBarrier();
     let per = T / sg;
     let first = (lid / T) * per;
-    var m = red[first];
+    var r = red[first];
     for (var i = 1u; i < per; i++) {
-        m = max(m, red[first + i]);
+        r = combine(r, red[first + i], is_max);
     }
-    return m;
+    return r;
+}
+
+fn row_max(v: f32, lid: u32, sg: u32) -> f32 {
+    return row_reduce(v, lid, sg, true);
 }
 
 fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
-    var x = v;
-    let w = min(T, sg);
-    for (var off = 1u; off < w; off = off << 1u) {
-        x += subgroupShuffleXor(x, off);
-    }
-    if (T <= sg) {
-        return x;
-    }
-    workgroupBarrier();
-    if (lid % sg == 0u) {
-        red[lid / sg] = x;
-    }
-    workgroupBarrier();
-    let per = T / sg;
-    let first = (lid / T) * per;
-    var s = 0.0;
-    for (var i = 0u; i < per; i++) {
-        s += red[first + i];
-    }
-    return s;
+    return row_reduce(v, lid, sg, false);
 }
 
 // Chunk c lies wholly inside the row (only a row's first and last chunk may not).
