@@ -659,6 +659,15 @@ impl Context {
         if let Some(p) = pipelines.get(key) {
             return Ok(p.clone());
         }
+        let limits = &self.inner.info.limits;
+        if sig.len() as u32 > limits.max_storage_buffers_per_shader_stage {
+            return Err(Error::TooLarge {
+                op: key.op.name(),
+                what: "storage buffers per shader stage",
+                got: sig.len() as u64,
+                limit: limits.max_storage_buffers_per_shader_stage as u64,
+            });
+        }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
         let module = self.module(key.op.shader(), lang)?;
         let sig: LayoutSig = sig.to_vec();

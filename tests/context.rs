@@ -74,11 +74,28 @@ fn missing_features_are_typed_errors() {
 
 #[test]
 fn sizes_over_device_limits_are_typed_errors() {
-    let small = wgpu::Limits { max_storage_buffer_binding_size: 1 << 16, ..wgpu::Limits::downlevel_defaults() };
+    let small = wgpu::Limits { max_storage_buffer_binding_size: 1 << 16, ..ctx(false).info().limits.clone() };
     let (device, queue, info) = user_device(wgpu::Features::SUBGROUP | wgpu::Features::IMMEDIATES, Some(small));
     let ctx = Context::from_wgpu(device, queue, info).unwrap();
     let big = vec![0.5f32; 1 << 15];
     assert!(matches!(ctx.tensor(&big, &[1 << 15]), Err(Error::TooLarge { .. })));
+    // Ops whose output would pass the limit refuse before recording anything.
+    let x = ctx.tensor(&[1.0f32; 4], &[1, 4]).unwrap();
+    let a = ctx.tensor(&[1.0f32; 4], &[4, 1]).unwrap();
+    let b = ctx.tensor(&vec![1.0f32; 8000], &[1, 8000]).unwrap();
+    let wide = ctx.tensor(&vec![1.0f32; 8000], &[1000, 8]).unwrap();
+    assert!(matches!(ctx.lora(&wide, &ctx.tensor(&[1.0f32; 8], &[8, 1]).unwrap(), &b, 1.0, None), Err(Error::TooLarge { .. })));
+    // A device that allows too few storage buffers per stage for a kernel: a typed error.
+    let few = wgpu::Limits { max_storage_buffers_per_shader_stage: 4, ..ctx.info().limits.clone() };
+    let (device, queue, info) = user_device(wgpu::Features::SUBGROUP | wgpu::Features::IMMEDIATES, Some(few));
+    let tight = Context::from_wgpu(device, queue, info).unwrap();
+    let t = tight.tensor(&[1.0f32; 8], &[2, 4]).unwrap();
+    assert!(matches!(tight.rms_norm(&t, None, 1e-5), Err(Error::TooLarge { what: "storage buffers per shader stage", .. })));
+    assert!(tight.softmax(&t).is_ok());
+    let merged = ctx.lora_merge(&wide, &ctx.tensor(&[1.0f32; 1000], &[1000, 1]).unwrap(), &ctx.tensor(&[1.0f32; 8], &[1, 8]).unwrap(), 1.0);
+    assert!(merged.is_ok(), "{merged:?}");
+    assert!(ctx.lora(&x, &a, &b, 1.0, None).is_ok());
+    assert!(ctx.sync().is_ok());
 }
 
 #[test]
@@ -182,6 +199,14 @@ fn bad_inputs_are_typed_errors() {
     assert!(matches!(ctx.tensor_from_buffer(&storage, 4, &[4], DType::F32), Err(Error::InvalidArgument { .. })));
     assert!(matches!(ctx.tensor_from_buffer(&storage, 256, &[100], DType::F32), Err(Error::TooLarge { .. })));
     assert!(ctx.tensor_from_buffer(&storage, 256, &[64], DType::F32).is_ok());
+    // The unfused baselines refuse the same way.
+    use wgfuse::kernels::unfused;
+    assert!(matches!(unfused::softmax(&ctx, &foreign), Err(Error::ForeignTensor { .. })));
+    assert!(matches!(unfused::rms_norm(&ctx, &x, Some(&w), 1e-5), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(unfused::add_rms_norm(&ctx, &x, &y, None, 1e-5), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(unfused::lora(&ctx, &x, &a, &bad_b, 1.0, None), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(unfused::matmul(&ctx, &x, &b), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(unfused::rms_norm(&ctx, &xh, None, 1e-5), Err(Error::DTypeMismatch { .. })));
     // Nothing above poisoned the Context.
     assert_eq!(ctx.softmax(&x).unwrap().to_vec::<f32>().unwrap().len(), 6);
 }

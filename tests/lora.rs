@@ -140,3 +140,23 @@ fn lora_every_variant() {
         }
     }
 }
+
+#[test]
+fn lora_large_magnitudes() {
+    // Inputs around 1e3 (f32) and 1e2 (f16, whose products must stay under 65504): the relative
+    // error stays at the dtype's rounding.
+    let ctx = ctx(false);
+    for (dtype, s) in [(DType::F32, 1e3), (DType::F16, 3e1)] {
+        let (rows, k_in, rank, out) = (9usize, 130usize, 8usize, 66usize);
+        let what = format!("lora large {dtype:?}");
+        let mut g = rng(&what);
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, s), &[rows, k_in], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, s / (k_in as f64)), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let y = ctx.lora(&x, &a, &b, 1.0, None).unwrap();
+        let want = wgfuse::reference::lora(arr(&xs, rows, k_in).view(), arr(&av, k_in, rank).view(), arr(&bv, rank, out).view(), 1.0, None);
+        let peak = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let rtol = if dtype == DType::F32 { 1e-5 } else { 2e-3 };
+        assert_close(&download(&y), want.as_slice().unwrap(), rtol * peak, rtol, &what);
+    }
+}

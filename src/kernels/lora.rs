@@ -16,6 +16,8 @@ const OP: &str = "lora";
 /// Largest rank the kernel takes (its shared-memory tile of `x·A` holds 16 × 128 values).
 pub const MAX_RANK: usize = 128;
 const WG: u32 = 256;
+/// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
+const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +101,11 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
     let (rank_b, out) = (a.b.shape()[0], a.b.shape()[1]);
     if rank_b != rank {
         return Err(Error::ShapeMismatch { op: OP, expected: format!("B [{rank}, out]"), got: a.b.shape().to_vec() });
+    }
+    // t (16 x 128 f32) and the k-slice partials (256 x 4 vec4) live in workgroup memory.
+    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
+    if storage < SHARED_BYTES {
+        return Err(Error::TooLarge { op: OP, what: "workgroup memory the kernel needs", got: SHARED_BYTES as u64, limit: storage as u64 });
     }
     if rank > MAX_RANK {
         return Err(Error::InvalidArgument { op: OP, what: format!("rank {rank} is over {MAX_RANK}") });
