@@ -32,6 +32,21 @@ const BATCH: u32 = 128;
 impl Timer {
     /// A timer that flushes the L2 between runs by overwriting `flush_bytes` of scratch memory
     /// (0: no flush, a warm cache).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::softmax;
+    /// use wgfuse::timing::{median, Timer};
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[0.5f32; 64 * 256], &[64, 256])?;
+    /// let y = ctx.tensor(&[0.0f32; 64 * 256], &[64, 256])?;
+    /// let mut timer = Timer::new(&ctx, 1 << 20)?;
+    /// let mut run = |pass: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, pass, &softmax::Args { x: &x, y: &y, variant: None });
+    /// timer.warm_up(std::time::Duration::from_millis(10), &mut run)?;
+    /// let us = median(&timer.time(5, &mut run)?);
+    /// assert!(us > 0.0);
+    /// # Ok(()) }
+    /// ```
     pub fn new(ctx: &Context, flush_bytes: u64) -> Result<Timer> {
         let device = ctx.device();
         let clock = if ctx.has(wgpu::Features::TIMESTAMP_QUERY) { Clock::Gpu } else { Clock::Wall };
@@ -228,6 +243,12 @@ impl Timer {
 }
 
 /// The median of `v` (NaN when empty).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// assert_eq!(wgfuse::timing::median(&[3.0, 1.0, 2.0]), 2.0);
+/// # Ok(()) }
+/// ```
 pub fn median(v: &[f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;

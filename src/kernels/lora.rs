@@ -57,6 +57,13 @@ pub struct Args<'a> {
 /// 320-540 µs for 4- and 8-row tiles), 4 rows below (512 rows: 19.2 µs against 20.4 and 23.8);
 /// when row tiles are too few to fill the GPU (decoding), columns are split over workgroups,
 /// each recomputing its rows of `x·A`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let v = wgfuse::kernels::lora::variant(4096, 4096);
+/// assert_eq!(v.chunks, 16); // 16-row tiles for many rows
+/// # Ok(()) }
+/// ```
 pub fn variant(rows: usize, out: usize) -> Variant {
     let tm: u32 = if rows >= 2048 { 16 } else { 4 };
     let tiles = tiles_of(rows, tm);
@@ -69,6 +76,14 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 }
 
 /// [`variant`], with the split-k form for few row tiles over a long k axis (decoding).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{lora, Kind};
+/// assert_eq!(lora::variant_for(1, 4096, 4096).kind, Kind::Down); // decoding: split over k
+/// assert_eq!(lora::variant_for(4096, 4096, 4096).kind, Kind::Plain);
+/// # Ok(()) }
+/// ```
 pub fn variant_for(rows: usize, k_in: usize, out: usize) -> Variant {
     let v = variant(rows, out);
     if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {

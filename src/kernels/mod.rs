@@ -96,10 +96,24 @@ pub struct Variant {
 
 impl Variant {
     /// The pipeline-overridable constants of the variant.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let v = wgfuse::kernels::row_variant(1, 4096, 1024);
+    /// assert_eq!(v.constants()[1], ("T", 256.0));
+    /// # Ok(()) }
+    /// ```
     pub fn constants(&self) -> [(&'static str, f64); 4] {
         [("WG", self.wg as f64), ("T", self.threads as f64), ("K", self.chunks as f64), ("MODE", self.mode as f64)]
     }
     /// Short description for reports, e.g. `reg t256 k4 x1`.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let v = wgfuse::kernels::row_variant(64, 1000, 1024);
+    /// assert!(v.describe().starts_with("reg t"));
+    /// # Ok(()) }
+    /// ```
     pub fn describe(&self) -> String {
         match self.kind {
             Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
@@ -125,6 +139,14 @@ pub struct PipelineKey {
 
 impl PipelineKey {
     /// `<op>_<dtype>[_<variant>]`, the entry point in every shader language.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::{row_variant, Op, PipelineKey};
+    /// let key = PipelineKey { op: Op::Softmax, variant: row_variant(1, 8, 1024), dtype: wgfuse::DType::F16, backend: wgfuse::Backend::Wgsl };
+    /// assert_eq!(key.entry_point(), "softmax_f16_reg");
+    /// # Ok(()) }
+    /// ```
     pub fn entry_point(&self) -> String {
         match self.variant.kind.suffix() {
             Some(s) => format!("{}_{}_{}", self.op.name(), self.dtype.name(), s),
@@ -154,6 +176,15 @@ pub(crate) fn slot(dtype: DType, i: u32) -> u32 {
 /// - rows over 4 × 4 × max threads: up to 8 chunks a thread with max threads (4096x32000 f32:
 ///   288 µs; 16 chunks spill: 952 µs);
 /// - longer rows: the looped variant (two reads), 1024 threads.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{row_variant, Kind};
+/// let v = row_variant(4096, 4096, 1024);
+/// assert_eq!((v.kind, v.threads, v.chunks), (Kind::Reg, 256, 4));
+/// assert_eq!(row_variant(4096, 100_000, 1024).kind, Kind::Online);
+/// # Ok(()) }
+/// ```
 pub fn row_variant(rows: usize, n: usize, max_invocations: u32) -> Variant {
     // Chunks a row spans: rows start 4-aligned when n is a multiple of 4.
     let chunks = if n % 4 == 0 { n / 4 } else { (n + 6) / 4 } as u64;

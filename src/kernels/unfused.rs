@@ -124,6 +124,17 @@ fn check_f32(ctx: &Context, ts: &[&Tensor]) -> Result<()> {
 }
 
 /// Softmax as five dispatches: row max, subtract, exp, row sum, divide.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[0.0f32; 4], &[2, 2])?;
+/// let plan = wgfuse::kernels::unfused::softmax(&ctx, &x)?;
+/// plan.record(&ctx)?;
+/// assert_eq!(plan.dispatches(), 5);
+/// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![0.5; 4]);
+/// # Ok(()) }
+/// ```
 pub fn softmax(ctx: &Context, x: &Tensor) -> Result<Unfused> {
     check_f32(ctx, &[x])?;
     let (rows, n) = (x.rows(), x.last_dim());
@@ -154,6 +165,15 @@ fn rms_steps(b: &mut Builder<'_>, x: &Tensor, weight: Option<&Tensor>, eps: f32)
 }
 
 /// RMSNorm as three or four dispatches: mean of squares, rsqrt(+eps), scale rows, weight.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let plan = wgfuse::kernels::unfused::rms_norm(&ctx, &ctx.tensor(&[2.0f32; 4], &[1, 4])?, None, 0.0)?;
+/// plan.record(&ctx)?;
+/// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![1.0; 4]);
+/// # Ok(()) }
+/// ```
 pub fn rms_norm(ctx: &Context, x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Unfused> {
     check_f32(ctx, &[x])?;
     let mut b = Builder { ctx, steps: Vec::new() };
@@ -162,6 +182,17 @@ pub fn rms_norm(ctx: &Context, x: &Tensor, weight: Option<&Tensor>, eps: f32) ->
 }
 
 /// Add + RMSNorm: an add dispatch, then the RMSNorm steps. Outputs `[y, h]`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32; 4], &[1, 4])?;
+/// let plan = wgfuse::kernels::unfused::add_rms_norm(&ctx, &x, &x, None, 0.0)?;
+/// plan.record(&ctx)?;
+/// assert_eq!(plan.outputs()[1].to_vec::<f32>()?, vec![2.0; 4]); // h
+/// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![1.0; 4]); // y
+/// # Ok(()) }
+/// ```
 pub fn add_rms_norm(ctx: &Context, x: &Tensor, residual: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<Unfused> {
     check_f32(ctx, &[x, residual])?;
     if x.shape() != residual.shape() {
@@ -175,6 +206,18 @@ pub fn add_rms_norm(ctx: &Context, x: &Tensor, residual: &Tensor, weight: Option
 }
 
 /// LoRA as three dispatches: `t = x·A`, `u = t·B`, `y = base + s·u` (no base: `u + (s-1)·u`).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+/// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+/// let b = ctx.tensor(&[2.0f32], &[1, 1])?;
+/// let plan = wgfuse::kernels::unfused::lora(&ctx, &x, &a, &b, 0.5, None)?;
+/// plan.record(&ctx)?;
+/// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![3.0]);
+/// # Ok(()) }
+/// ```
 pub fn lora(ctx: &Context, x: &Tensor, a: &Tensor, bm: &Tensor, scale: f32, base: Option<&Tensor>) -> Result<Unfused> {
     check_f32(ctx, &[x, a, bm])?;
     let (rows, k_in) = (x.rows(), x.last_dim());
