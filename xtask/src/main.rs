@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <task>`.
 //!
 //! - `tune`: times every kernel variant per shape (the data behind the variant rules).
+//! - `ablate`: variants that leave one stage out (what holds the kernels that miss targets).
 //! - `test`: everything CI runs (fmt, clippy, the test suite, a quick compare run).
 //! - `compare-backends`: every op × dtype × shape × backend on the chosen adapter, timed on
 //!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
@@ -9,6 +10,7 @@
 //! - `check-msl`: compile every `.metal` against our Metal-stdlib shim and run the kernels on
 //!   the CPU against the references.
 
+mod ablate;
 mod compare;
 mod test;
 mod tune;
@@ -26,7 +28,8 @@ fn main() -> ExitCode {
         "compare-backends" => compare::run(rest),
         "test" => test::run(rest),
         "tune" => tune::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune")),
+        "ablate" => ablate::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,91 @@
+//! `cargo xtask ablate`: variants that leave one stage out, to show what holds the kernels that
+//! miss their targets: LoRA without its first phase (the merge form runs only `t·B`), RMSNorm
+//! without its weight, and small ops chained with and without a dependency between them.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use wgfuse::kernels::{lora, rms_norm, softmax};
+use wgfuse::timing::{median, Timer};
+use wgfuse::{Context, DType, Tensor};
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn tensor(ctx: &Context, rng: &mut impl Rng, shape: &[usize], dtype: DType) -> Res<Tensor> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    match dtype {
+        DType::F32 => ctx.tensor(&v, shape).map_err(err),
+        DType::F16 => ctx.tensor(&v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), shape).map_err(err),
+    }
+}
+
+fn time(timer: &mut Timer, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>) -> Res<f64> {
+    timer.warm_up(Duration::from_millis(200), &mut f).map_err(err)?;
+    Ok(median(&timer.time(30, &mut f).map_err(err)?))
+}
+
+pub fn run(_args: &[String]) -> Res<()> {
+    let ctx = Context::new().map_err(err)?;
+    println!("{}", ctx.info());
+    let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+    for dtype in [DType::F32, DType::F16] {
+        let (m, k, r, o) = (4096, 4096, 16, 4096);
+        let x = tensor(&ctx, &mut rng, &[m, k], dtype)?;
+        let a = tensor(&ctx, &mut rng, &[k, r], dtype)?;
+        let b = tensor(&ctx, &mut rng, &[r, o], dtype)?;
+        let base = tensor(&ctx, &mut rng, &[m, o], dtype)?;
+        let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
+        let full = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: None };
+        // Merge form on the same shapes: W = base [4096, 4096], A = a rows as t: phase 2 only.
+        let a_rows = tensor(&ctx, &mut rng, &[m, r], dtype)?;
+        let phase2 =
+            lora::Args { x: &a_rows, a: &a_rows, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Merge, variant: None };
+        let t_full = time(&mut timer, |p| lora::encode(&ctx, p, &full))?;
+        let t_p2 = time(&mut timer, |p| lora::encode(&ctx, p, &phase2))?;
+        println!(
+            "lora {} 4096x4096 r16 ->4096: both phases {t_full:.1} µs, phase 2 only (merge form) {t_p2:.1} µs, phase 1 ≈ {:.1} µs",
+            dtype.name(),
+            t_full - t_p2
+        );
+    }
+    for dtype in [DType::F32, DType::F16] {
+        let (rows, n) = (4096, 32000);
+        let x = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+        let w = tensor(&ctx, &mut rng, &[n], dtype)?;
+        let y = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
+        let with_w = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
+        let no_w = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+        let t_w = time(&mut timer, |p| rms_norm::encode(&ctx, p, &with_w))?;
+        let t_nw = time(&mut timer, |p| rms_norm::encode(&ctx, p, &no_w))?;
+        let t_sm = time(&mut timer, |p| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None }))?;
+        println!("rms_norm {} 4096x32000: with weight {t_w:.1} µs, without {t_nw:.1} µs; softmax same shape {t_sm:.1} µs", dtype.name());
+    }
+    // 100 small ops in one pass: each writing the same output (a barrier between every two) or
+    // each its own output (no dependency, no barrier).
+    let x = tensor(&ctx, &mut rng, &[128, 1024], DType::F32)?;
+    let outs: Vec<Tensor> = (0..100).map(|_| tensor(&ctx, &mut rng, &[128, 1024], DType::F32)).collect::<Res<_>>()?;
+    let same = time(&mut timer, |p| {
+        for _ in 0..100 {
+            softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &outs[0], variant: None })?;
+        }
+        Ok(())
+    })?;
+    let own = time(&mut timer, |p| {
+        for y in &outs {
+            softmax::encode(&ctx, p, &softmax::Args { x: &x, y, variant: None })?;
+        }
+        Ok(())
+    })?;
+    println!(
+        "softmax 128x1024 f32, 100 in one pass: {:.2} µs/op writing one output, {:.2} µs/op writing 100 outputs",
+        same / 100.0,
+        own / 100.0
+    );
+    Ok(())
+}
