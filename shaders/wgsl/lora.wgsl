@@ -9,7 +9,7 @@
 // Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass,
 // k slices (split form).
 // Binding 5 (split form only): f32 scratch for the partial x A of each k slice.
-// MODE & 3: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
+// MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
 //       3 merge: y = base + s A B, rows of A taking the place of x A (x unused).
 //
 // Work split: workgroup g takes row tile g / col_blocks (TM = K rows, 4, 8 or 16) and column
@@ -60,23 +60,13 @@ var<immediate> p: Params;
 var<workgroup> t_sh: array<f32, 2048>; // TMAX * RMAX
 var<workgroup> part: array<vec4<f32>, 1024>; // 4 vec4 per thread
 
-// What the dispatch computes (MODE & 3) and its dtype (MODE bit 2): pipeline constants, so
-// every branch on them folds away when the pipeline is compiled, inlined or not.
-fn op_mode() -> u32 {
-    return MODE & 3u;
-}
-
-fn is_f16() -> bool {
-    return (MODE & 4u) != 0u;
-}
-
 fn unpack4(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
 }
 
 // Chunk c (elements 4c..4c+3) of buffer `which`: 0 x, 1 A, 2 B, 3 base, 4 y.
-fn ld4(which: u32, c: u32) -> vec4<f32> {
-    if (is_f16()) {
+fn ld4(f16: bool, which: u32, c: u32) -> vec4<f32> {
+    if (f16) {
         switch which {
             case 0u: { return unpack4(x16[c]); }
             case 1u: { return unpack4(a16[c]); }
@@ -95,8 +85,8 @@ fn ld4(which: u32, c: u32) -> vec4<f32> {
 }
 
 // Element e of buffer `which`.
-fn ld1(which: u32, e: u32) -> f32 {
-    if (is_f16()) {
+fn ld1(f16: bool, which: u32, e: u32) -> f32 {
+    if (f16) {
         var w: vec2<u32>;
         switch which {
             case 0u: { w = x16[e >> 2u]; }
@@ -118,21 +108,21 @@ fn ld1(which: u32, e: u32) -> f32 {
 
 // Elements e..e+3 of buffer `which`, lanes with index >= lim read as 0; one vector load when
 // the four are one aligned chunk.
-fn ld4_at(which: u32, e: u32, aligned: bool, lim: u32) -> vec4<f32> {
+fn ld4_at(f16: bool, which: u32, e: u32, aligned: bool, lim: u32) -> vec4<f32> {
     if (aligned && e + 4u <= lim) {
-        return ld4(which, e >> 2u);
+        return ld4(f16, which, e >> 2u);
     }
     var v = vec4<f32>(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (e + k < lim) {
-            v[k] = ld1(which, e + k);
+            v[k] = ld1(f16, which, e + k);
         }
     }
     return v;
 }
 
-fn store_y(e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
-    if (!is_f16()) {
+fn store_y(f16: bool, e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
+    if (!f16) {
         if (aligned && nlanes == 4u) {
             y32[e >> 2u] = v;
             return;
@@ -167,7 +157,7 @@ fn t_at(m: u32, j: u32, r: u32) -> f32 {
 
 // Phase 1: t = x A over k in [k0, k1) for the tile's rows (or the rows of A, merging), into
 // t_sh (K x r, rows past the tile zeroed).
-fn phase1(m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
+fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
     let r = p.rank;
     let nq = (r + 3u) / 4u;             // column blocks of t
     let mb_n = K / 4u;                  // row blocks of t
@@ -178,11 +168,11 @@ fn phase1(m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
     }
     let ks = max(WG / nb2, 1u);
 
-    if (op_mode() == 3u) {
+    if (MODE == 3u) {
         for (var i = lid; i < K * r; i += WG) {
             var v = 0.0;
             if (i / r < tm) {
-                v = ld1(1u, m0 * r + i);
+                v = ld1(f16, 1u, m0 * r + i);
             }
             t_sh[i] = v;
         }
@@ -206,24 +196,24 @@ fn phase1(m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
             let v3 = 4u * mb + 3u < tm;
             for (var k = k0 + 4u * s; k < k1; k += 4u * ks) {
                 let zero = vec4<f32>(0.0);
-                let x0 = select(zero, ld4_at(0u, rm * p.k_in + k, in_aligned, rm * p.k_in + p.k_in), v0);
+                let x0 = select(zero, ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + p.k_in), v0);
                 var x1 = zero;
                 var x2 = zero;
                 var x3 = zero;
                 if (v1) {
-                    x1 = ld4_at(0u, (rm + 1u) * p.k_in + k, in_aligned, (rm + 1u) * p.k_in + p.k_in);
+                    x1 = ld4_at(f16, 0u, (rm + 1u) * p.k_in + k, in_aligned, (rm + 1u) * p.k_in + p.k_in);
                 }
                 if (v2) {
-                    x2 = ld4_at(0u, (rm + 2u) * p.k_in + k, in_aligned, (rm + 2u) * p.k_in + p.k_in);
+                    x2 = ld4_at(f16, 0u, (rm + 2u) * p.k_in + k, in_aligned, (rm + 2u) * p.k_in + p.k_in);
                 }
                 if (v3) {
-                    x3 = ld4_at(0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + p.k_in);
+                    x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + p.k_in);
                 }
                 let kn = min(4u, k1 - k);
                 for (var kk = 0u; kk < 4u; kk++) {
                     if (kk < kn) {
                         let arow = (k + kk) * r;
-                        let a = ld4_at(1u, arow + j, a_aligned, arow + r);
+                        let a = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
                         c0 += x0[kk] * a;
                         c1 += x1[kk] * a;
                         c2 += x2[kk] * a;
@@ -253,7 +243,7 @@ fn phase1(m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
 
 // Phase 2: y[m][cols] = base + s * sum_j t[m][j] * B[j][cols] for the tile's rows and the
 // columns of block cblock, t read from t_sh.
-fn phase2(m0: u32, tm: u32, cblock: u32, lid: u32) {
+fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
     let r = p.rank;
     let mb_n = K / 4u;
     let out_aligned = p.n_out % 4u == 0u;
@@ -273,43 +263,43 @@ fn phase2(m0: u32, tm: u32, cblock: u32, lid: u32) {
             // Four rows of B per step, loaded before they are used: four loads in flight.
             var j = 0u;
             for (; j + 4u <= r; j += 4u) {
-                let b0 = ld4_at(2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
-                let b1 = ld4_at(2u, (j + 1u) * p.n_out + col, out_aligned, (j + 1u) * p.n_out + p.n_out);
-                let b2 = ld4_at(2u, (j + 2u) * p.n_out + col, out_aligned, (j + 2u) * p.n_out + p.n_out);
-                let b3 = ld4_at(2u, (j + 3u) * p.n_out + col, out_aligned, (j + 3u) * p.n_out + p.n_out);
+                let b0 = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
+                let b1 = ld4_at(f16, 2u, (j + 1u) * p.n_out + col, out_aligned, (j + 1u) * p.n_out + p.n_out);
+                let b2 = ld4_at(f16, 2u, (j + 2u) * p.n_out + col, out_aligned, (j + 2u) * p.n_out + p.n_out);
+                let b3 = ld4_at(f16, 2u, (j + 3u) * p.n_out + col, out_aligned, (j + 3u) * p.n_out + p.n_out);
                 a0 += t_at(m, j, r) * b0 + t_at(m, j + 1u, r) * b1 + t_at(m, j + 2u, r) * b2 + t_at(m, j + 3u, r) * b3;
                 a1 += t_at(m + 1u, j, r) * b0 + t_at(m + 1u, j + 1u, r) * b1 + t_at(m + 1u, j + 2u, r) * b2 + t_at(m + 1u, j + 3u, r) * b3;
                 a2 += t_at(m + 2u, j, r) * b0 + t_at(m + 2u, j + 1u, r) * b1 + t_at(m + 2u, j + 2u, r) * b2 + t_at(m + 2u, j + 3u, r) * b3;
                 a3 += t_at(m + 3u, j, r) * b0 + t_at(m + 3u, j + 1u, r) * b1 + t_at(m + 3u, j + 2u, r) * b2 + t_at(m + 3u, j + 3u, r) * b3;
             }
             for (; j < r; j++) {
-                let b = ld4_at(2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
+                let b = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
                 a0 += t_at(m, j, r) * b;
                 a1 += t_at(m + 1u, j, r) * b;
                 a2 += t_at(m + 2u, j, r) * b;
                 a3 += t_at(m + 3u, j, r) * b;
             }
-            finish(m, col, nl, out_aligned, m0, tm, a0);
-            finish(m + 1u, col, nl, out_aligned, m0, tm, a1);
-            finish(m + 2u, col, nl, out_aligned, m0, tm, a2);
-            finish(m + 3u, col, nl, out_aligned, m0, tm, a3);
+            finish(f16, m, col, nl, out_aligned, m0, tm, a0);
+            finish(f16, m + 1u, col, nl, out_aligned, m0, tm, a1);
+            finish(f16, m + 2u, col, nl, out_aligned, m0, tm, a2);
+            finish(f16, m + 3u, col, nl, out_aligned, m0, tm, a3);
         }
     }
 }
 
 // Adds the base (per MODE), scales and stores row m (of the tile) at column col.
-fn finish(m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, acc: vec4<f32>) {
+fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, acc: vec4<f32>) {
     if (m >= tm) {
         return;
     }
     let e = (m0 + m) * p.n_out + col;
     var v = p.scale * acc;
-    if (op_mode() == 1u || op_mode() == 3u) {
-        v += ld4_at(3u, e, aligned, e + nl);
-    } else if (op_mode() == 2u) {
-        v += ld4_at(4u, e, aligned, e + nl);
+    if (MODE == 1u || MODE == 3u) {
+        v += ld4_at(f16, 3u, e, aligned, e + nl);
+    } else if (MODE == 2u) {
+        v += ld4_at(f16, 4u, e, aligned, e + nl);
     }
-    store_y(e, v, nl, aligned);
+    store_y(f16, e, v, nl, aligned);
 }
 
 fn skip(g: u32) -> bool {
@@ -318,12 +308,12 @@ fn skip(g: u32) -> bool {
 
 // One dispatch: workgroup g computes t for row tile g / col_blocks and column block
 // g % col_blocks of y.
-fn lora(g: u32, lid: u32) {
+fn lora(f16: bool, g: u32, lid: u32) {
     let m0 = (g / p.col_blocks) * K;
     let tm = min(K, p.rows - m0);
-    phase1(m0, tm, 0u, p.k_in, lid);
+    phase1(f16, m0, tm, 0u, p.k_in, lid);
     workgroupBarrier();
-    phase2(m0, tm, g % p.col_blocks, lid);
+    phase2(f16, m0, tm, g % p.col_blocks, lid);
 }
 
 // Split over k, for few rows (decoding): one tile's x A is too little work for the recompute
@@ -331,21 +321,21 @@ fn lora(g: u32, lid: u32) {
 // on memory). `down`: workgroup g sums k slice g % slices of row tile g / slices into
 // `scratch`; `up`: each workgroup adds the slices of its tile and runs phase 2. Two dispatches,
 // because workgroups of one dispatch cannot wait for each other.
-fn down(g: u32, lid: u32) {
+fn down(f16: bool, g: u32, lid: u32) {
     let tile = g / p.slices;
     let sl = g % p.slices;
     let m0 = tile * K;
     let tm = min(K, p.rows - m0);
     let kc = ((p.k_in + 3u) / 4u + p.slices - 1u) / p.slices * 4u;
     let k0 = min(sl * kc, p.k_in);
-    phase1(m0, tm, k0, min(k0 + kc, p.k_in), lid);
+    phase1(f16, m0, tm, k0, min(k0 + kc, p.k_in), lid);
     workgroupBarrier();
     for (var i = lid; i < K * p.rank; i += WG) {
         scratch[g * K * p.rank + i] = t_sh[i];
     }
 }
 
-fn up(g: u32, lid: u32) {
+fn up(f16: bool, g: u32, lid: u32) {
     let tile = g / p.col_blocks;
     let m0 = tile * K;
     let tm = min(K, p.rows - m0);
@@ -357,47 +347,47 @@ fn up(g: u32, lid: u32) {
         t_sh[i] = acc;
     }
     workgroupBarrier();
-    phase2(m0, tm, g % p.col_blocks, lid);
+    phase2(f16, m0, tm, g % p.col_blocks, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (skip(g)) { return; }
-    lora(g, lid);
+    lora(false, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (skip(g)) { return; }
-    lora(g, lid);
+    lora(true, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f32_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= ((p.rows + K - 1u) / K) * p.slices) { return; }
-    down(g, lid);
+    down(false, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f16_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (g >= ((p.rows + K - 1u) / K) * p.slices) { return; }
-    down(g, lid);
+    down(true, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f32_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (skip(g)) { return; }
-    up(g, lid);
+    up(false, g, lid);
 }
 
 @compute @workgroup_size(WG)
 fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let g = wid.x + wid.y * nwg.x;
     if (skip(g)) { return; }
-    up(g, lid);
+    up(true, g, lid);
 }

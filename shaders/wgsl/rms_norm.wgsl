@@ -7,7 +7,7 @@
 // Every entry point refers to both sets (the helpers branch on the dtype), so all slots are
 // bound: the other dtype's slots alias the same buffers, and unused inputs (no weight, no
 // residual) alias x, unused outputs y. Immediates: rows, n, eps (f32 bits).
-// MODE bit 0: multiply by w; bit 1: add the residual (add_rms_norm); bit 2: f16.
+// MODE bit 0: multiply by w.
 //
 // Work split: rows.wgsl. `*_reg` holds the row in registers (one read of each input, one write
 // of each output); `*_online` loops twice over the row (the second loop rereads x, or for
@@ -38,16 +38,6 @@ var<immediate> p: Params;
 @group(0) @binding(12) var<storage, read_write> h16: array<vec2<u32>>;
 @group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
 @group(0) @binding(14) var<storage, read_write> h16w: array<atomic<u32>>;
-
-// The dtype and the residual add are pipeline constants (MODE bits 2 and 1), so every branch
-// on them folds away when the pipeline is compiled, inlined or not.
-fn is_f16() -> bool {
-    return (MODE & 4u) != 0u;
-}
-
-fn adding() -> bool {
-    return (MODE & 2u) != 0u;
-}
 
 fn unpack4(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
@@ -86,8 +76,8 @@ fn store16_word(which: u32, w: u32, bits: u32, in0: bool, in1: bool) {
     }
 }
 
-fn store(which: u32, c: u32, v: vec4<f32>, mask: vec4<bool>) {
-    if (is_f16()) {
+fn store(f16: bool, which: u32, c: u32, v: vec4<f32>, mask: vec4<bool>) {
+    if (f16) {
         let b = pack4(v);
         if (all(mask)) {
             if (which == 0u) {
@@ -120,43 +110,43 @@ fn store(which: u32, c: u32, v: vec4<f32>, mask: vec4<bool>) {
     }
 }
 
-fn load_x(c: u32) -> vec4<f32> {
-    if (is_f16()) {
+fn load_x(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
         return unpack4(x16[c]);
     }
     return x32[c];
 }
 
-fn load_r(c: u32) -> vec4<f32> {
-    if (is_f16()) {
+fn load_r(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
         return unpack4(r16[c]);
     }
     return r32[c];
 }
 
-fn load_h(c: u32) -> vec4<f32> {
-    if (is_f16()) {
+fn load_h(f16: bool, c: u32) -> vec4<f32> {
+    if (f16) {
         return unpack4(h16[c]);
     }
     return h32[c];
 }
 
-fn weight1(j: u32) -> f32 {
-    if (is_f16()) {
+fn weight1(f16: bool, j: u32) -> f32 {
+    if (f16) {
         return unpack2x16float(w16[j >> 2u][(j >> 1u) & 1u])[j & 1u];
     }
     return w32[j >> 2u][j & 3u];
 }
 
 // The weights of the lanes of chunk c (1 where masked out or when there is no weight).
-fn weights(c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
+fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
     if ((MODE & 1u) == 0u) {
         return vec4<f32>(1.0);
     }
     if (p.n % 4u == 0u) {
         // Rows start 4-aligned: chunk c of the row is chunk c - c0 of the weight.
         let j = c - row.c0;
-        if (is_f16()) {
+        if (f16) {
             return unpack4(w16[j]);
         }
         return w32[j];
@@ -164,15 +154,15 @@ fn weights(c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
     var w = vec4<f32>(1.0);
     for (var k = 0u; k < 4u; k++) {
         if (mask[k]) {
-            w[k] = weight1(4u * c + k - row.start);
+            w[k] = weight1(f16, 4u * c + k - row.start);
         }
     }
     return w;
 }
 
 // h as stored: y is the norm of the h the caller gets back, rounded to f16 for f16.
-fn round_sum(a: vec4<f32>) -> vec4<f32> {
-    if (is_f16()) {
+fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
+    if (f16) {
         return unpack4(pack4(a));
     }
     return a;
@@ -188,8 +178,8 @@ fn sumsq(v: vec4<f32>, c: u32, row: Row) -> f32 {
 }
 
 // Vector store of a whole chunk to y (which = 0) or h (1).
-fn store_full(which: u32, c: u32, v: vec4<f32>) {
-    if (is_f16()) {
+fn store_full(f16: bool, which: u32, c: u32, v: vec4<f32>) {
+    if (f16) {
         if (which == 0u) {
             y16[c] = pack4(v);
         } else {
@@ -205,45 +195,45 @@ fn store_full(which: u32, c: u32, v: vec4<f32>) {
 }
 
 // Weight chunk j (rows 4-aligned).
-fn load_w(j: u32) -> vec4<f32> {
-    if (is_f16()) {
+fn load_w(f16: bool, j: u32) -> vec4<f32> {
+    if (f16) {
         return unpack4(w16[j]);
     }
     return w32[j];
 }
 
 // Weights of the four lanes of a full chunk c of a row that is not 4-aligned.
-fn gather_w(c: u32, row: Row) -> vec4<f32> {
+fn gather_w(f16: bool, c: u32, row: Row) -> vec4<f32> {
     let j = 4u * c - row.start;
-    return vec4<f32>(weight1(j), weight1(j + 1u), weight1(j + 2u), weight1(j + 3u));
+    return vec4<f32>(weight1(f16, j), weight1(f16, j + 1u), weight1(f16, j + 2u), weight1(f16, j + 3u));
 }
 
 // The register variant; `add` selects add_rms_norm (h = x + r written too). Register
 // arrays are indexed by unrolled loop counters only (see rows.wgsl).
-fn rms_reg(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     var ss = 0.0;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
-            var a = load_x(c);
-            if (adding()) {
-                a = round_sum(a + load_r(c));
+            var a = load_x(f16, c);
+            if (add) {
+                a = round_sum(f16, a + load_r(f16, c));
                 if (full(c, row)) {
-                    store_full(1u, c, a);
+                    store_full(f16, 1u, c, a);
                 }
             }
             v[i] = a;
             ss += sumsq(a, c, row);
         }
     }
-    if (adding()) {
+    if (add) {
         for (var b = 0u; b < 2u; b++) {
             let i = boundary_slot(b, row);
             if (i < KMAX) {
                 let c = row.c0 + row.tid + i * T;
-                store(1u, c, pick(&v, i), lane_mask(c, row));
+                store(f16, 1u, c, pick(&v, i), lane_mask(c, row));
             }
         }
     }
@@ -256,9 +246,9 @@ fn rms_reg(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
             if (c < row.c1) {
                 var o = v[i] * inv;
                 if (weighted) {
-                    o *= load_w(c - row.c0);
+                    o *= load_w(f16, c - row.c0);
                 }
-                store_full(0u, c, o);
+                store_full(f16, 0u, c, o);
             }
         }
         return;
@@ -268,9 +258,9 @@ fn rms_reg(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
         if (c < row.c1 && full(c, row)) {
             var o = v[i] * inv;
             if (weighted) {
-                o *= gather_w(c, row);
+                o *= gather_w(f16, c, row);
             }
-            store_full(0u, c, o);
+            store_full(f16, 0u, c, o);
         }
     }
     for (var b = 0u; b < 2u; b++) {
@@ -278,20 +268,20 @@ fn rms_reg(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
         if (i < KMAX) {
             let c = row.c0 + row.tid + i * T;
             let mask = lane_mask(c, row);
-            store(0u, c, pick(&v, i) * inv * weights(c, row, mask), mask);
+            store(f16, 0u, c, pick(&v, i) * inv * weights(f16, c, row, mask), mask);
         }
     }
 }
 
-fn rms_online(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+fn rms_online(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var ss = 0.0;
     for (var c = row.c0 + row.tid; c < row.c1; c += T) {
-        var a = load_x(c);
+        var a = load_x(f16, c);
         let mask = lane_mask(c, row);
-        if (adding()) {
-            a = round_sum(a + load_r(c));
-            store(1u, c, a, mask);
+        if (add) {
+            a = round_sum(f16, a + load_r(f16, c));
+            store(f16, 1u, c, a, mask);
         }
         ss += sumsq(a, c, row);
     }
@@ -299,13 +289,13 @@ fn rms_online(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     for (var c = row.c0 + row.tid; c < row.c1; c += T) {
         let mask = lane_mask(c, row);
         var a: vec4<f32>;
-        if (adding()) {
+        if (add) {
             // This thread wrote chunk c of h above.
-            a = load_h(c);
+            a = load_h(f16, c);
         } else {
-            a = load_x(c);
+            a = load_x(f16, c);
         }
-        store(0u, c, a * inv * weights(c, row, mask), mask);
+        store(f16, 0u, c, a * inv * weights(f16, c, row, mask), mask);
     }
 }
 
@@ -316,47 +306,47 @@ fn skip(wid: vec3<u32>, nwg: vec3<u32>) -> bool {
 @compute @workgroup_size(WG)
 fn rms_norm_f32_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_reg(wid, nwg, lid, sg);
+    rms_reg(false, false, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn rms_norm_f16_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_reg(wid, nwg, lid, sg);
+    rms_reg(true, false, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn rms_norm_f32_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_online(wid, nwg, lid, sg);
+    rms_online(false, false, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn rms_norm_f16_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_online(wid, nwg, lid, sg);
+    rms_online(true, false, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn add_rms_norm_f32_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_reg(wid, nwg, lid, sg);
+    rms_reg(false, true, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn add_rms_norm_f16_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_reg(wid, nwg, lid, sg);
+    rms_reg(true, true, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn add_rms_norm_f32_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_online(wid, nwg, lid, sg);
+    rms_online(false, true, wid, nwg, lid, sg);
 }
 
 @compute @workgroup_size(WG)
 fn add_rms_norm_f16_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
-    rms_online(wid, nwg, lid, sg);
+    rms_online(true, true, wid, nwg, lid, sg);
 }

@@ -154,13 +154,12 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
         }
     }
     let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out));
-    // MODE bits 0-1: what to compute; bit 2: f16 (constants, so the kernel's branches fold).
     v.mode = match a.mode {
         Mode::Plain => 0,
         Mode::Base => 1,
         Mode::InPlace => 2,
         Mode::Merge => 3,
-    } | (u32::from(dtype == DType::F16) << 2);
+    };
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
     }

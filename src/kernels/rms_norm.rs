@@ -61,9 +61,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     }
     crate::kernels::check_rows(ctx, a.x, op)?;
     let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
-    // MODE bits: 0 weight, 1 residual add, 2 f16 (constants, so the kernels' branches fold).
-    variant.mode =
-        u32::from(a.weight.is_some()) | (u32::from(a.residual.is_some()) << 1) | (u32::from(a.x.dtype() == crate::DType::F16) << 2);
+    variant.mode = u32::from(a.weight.is_some());
     let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
