@@ -167,16 +167,19 @@ pub(crate) struct Dispatch<'a> {
 pub(crate) struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: Arc<wgpu::BindGroupLayout>,
-    pub layout_sig: LayoutSig,
 }
 
 pub(crate) type LayoutSig = Vec<(u32, bool)>;
+/// The bindings of one dispatch, inline (no allocation per op).
+pub(crate) type Bindings<'a> = smallvec::SmallVec<[Binding<'a>; 16]>;
 type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 
+/// A bind group's identity: its layout (by address) and its buffer ranges. Inline storage, so
+/// looking one up allocates nothing (this runs once per op).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct BindKey {
-    layout: LayoutSig,
-    entries: Vec<(u32, wgpu::Buffer, u64, u64)>,
+    layout: usize,
+    entries: smallvec::SmallVec<[(u32, wgpu::Buffer, u64, u64); 16]>,
 }
 
 #[derive(Default)]
@@ -649,7 +652,7 @@ impl Context {
 
     /// The compiled pipeline for `key`, created once per Context (read lock first, then a
     /// re-check under the write lock so concurrent callers never compile twice).
-    pub(crate) fn pipeline(&self, key: &PipelineKey, sig: &[(u32, bool)]) -> Result<Arc<Pipeline>> {
+    pub(crate) fn pipeline(&self, key: &PipelineKey, bindings: &[Binding<'_>]) -> Result<Arc<Pipeline>> {
         if let Some(p) = self.inner.pipelines.read().get(key) {
             return Ok(p.clone());
         }
@@ -660,6 +663,7 @@ impl Context {
             return Ok(p.clone());
         }
         let limits = &self.inner.info.limits;
+        let sig: LayoutSig = bindings.iter().map(|b| (b.slot, b.writable)).collect();
         if sig.len() as u32 > limits.max_storage_buffers_per_shader_stage {
             return Err(Error::TooLarge {
                 op: key.op.name(),
@@ -670,7 +674,6 @@ impl Context {
         }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
         let module = self.module(key.op.shader(), lang)?;
-        let sig: LayoutSig = sig.to_vec();
         let (bgl, pl) = self.layouts(&sig)?;
         let entry = key.entry_point();
         let constants = key.variant.constants();
@@ -688,14 +691,14 @@ impl Context {
         })?;
         self.inner.pipelines_created.fetch_add(1, Ordering::Relaxed);
         log::debug!("wgfuse: compiled {entry} {:?}", key.variant);
-        let p = Arc::new(Pipeline { pipeline, layout: bgl, layout_sig: sig });
+        let p = Arc::new(Pipeline { pipeline, layout: bgl });
         pipelines.insert(*key, p.clone());
         Ok(p)
     }
 
     fn bind_group(&self, p: &Pipeline, bindings: &[Binding<'_>]) -> Result<wgpu::BindGroup> {
         let key = BindKey {
-            layout: p.layout_sig.clone(),
+            layout: Arc::as_ptr(&p.layout) as usize,
             entries: bindings.iter().map(|b| (b.slot, b.buffer.clone(), b.offset, b.size)).collect(),
         };
         let mut cache = self.inner.bind_groups.lock();
@@ -736,8 +739,7 @@ impl Context {
     /// Records `d` into a caller's pass (the low-level layer).
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch<'_>) -> Result<()> {
         self.check_alive()?;
-        let sig: LayoutSig = d.bindings.iter().map(|b| (b.slot, b.writable)).collect();
-        let p = self.pipeline(&d.key, &sig)?;
+        let p = self.pipeline(&d.key, d.bindings)?;
         let bg = self.bind_group(&p, d.bindings)?;
         let (x, y) = self.grid(d.key.op, d.workgroups)?;
         pass.set_pipeline(&p.pipeline);
@@ -750,8 +752,7 @@ impl Context {
     /// Records `d` into the pending pass (the simple layer), submitting when enough ops wait.
     pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
         self.check_alive()?;
-        let sig: LayoutSig = d.bindings.iter().map(|b| (b.slot, b.writable)).collect();
-        let p = self.pipeline(&d.key, &sig)?;
+        let p = self.pipeline(&d.key, d.bindings)?;
         let bg = self.bind_group(&p, d.bindings)?;
         let (x, y) = self.grid(d.key.op, d.workgroups)?;
         let mut pending = self.inner.pending.lock();

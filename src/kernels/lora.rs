@@ -7,7 +7,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::context::{Binding, Context, Dispatch};
+use crate::context::{Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
 use crate::kernels::{groups_u32, slot, Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
@@ -195,11 +195,11 @@ fn split_slices(k_in: usize) -> u64 {
     (k_in as u64 / 256).clamp(2, 64)
 }
 
-fn bindings<'a>(a: &'a Args<'a>, scratch: Option<&'a Tensor>) -> Vec<Binding<'a>> {
+fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>) -> Bindings<'a> {
     // Inputs a mode does not use alias x (read-only, so no conflict with the output).
     let x = if a.mode == Mode::Merge { a.a } else { a.x };
     let base = a.base.unwrap_or(x);
-    let mut b = Vec::with_capacity(12);
+    let mut b = Bindings::new();
     for d in [DType::F32, DType::F16] {
         b.push(x.binding(slot(d, 0), false));
         b.push(a.a.binding(slot(d, 1), false));

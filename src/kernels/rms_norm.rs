@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use crate::context::{Binding, Context, Dispatch};
+use crate::context::{Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
 use crate::kernels::{groups_u32, row_groups, row_variant, slot, Op, PipelineKey, Variant};
 use crate::tensor::Tensor;
@@ -69,11 +69,11 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }
 
-fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
     let w = a.weight.unwrap_or(a.x);
     let r = a.residual.unwrap_or(a.x);
     let h = a.h.unwrap_or(a.y);
-    let mut b = Vec::with_capacity(14);
+    let mut b = Bindings::new();
     // Both dtypes' slots: the helpers of every entry point refer to both sets.
     for d in [crate::DType::F32, crate::DType::F16] {
         b.push(a.x.binding(slot(d, 0), false));

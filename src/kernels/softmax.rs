@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use crate::context::{Binding, Context, Dispatch};
+use crate::context::{Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
 use crate::kernels::{row_groups, row_variant, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
@@ -44,9 +44,9 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }
 
-fn bindings<'a>(a: &'a Args<'a>) -> Vec<Binding<'a>> {
+fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
     let d = a.x.dtype();
-    let mut b = vec![a.x.binding(slot(d, 0), false), a.y.binding(slot(d, 1), true)];
+    let mut b: Bindings<'a> = smallvec::smallvec![a.x.binding(slot(d, 0), false), a.y.binding(slot(d, 1), true)];
     if d == DType::F16 {
         b.push(a.y.binding(slot(d, 2), true));
     }
