@@ -155,6 +155,49 @@ fn t_at(m: u32, j: u32, r: u32) -> f32 {
     return t_sh[m * r + j];
 }
 
+// One k step of phase 1: x[rm .. rm + 4][k .. k + 4] (rows past `rows_left` and k past k1
+// read as 0) and rows k .. k + 4 of A at columns j .. j + 4.
+struct KStep {
+    x0: vec4<f32>,
+    x1: vec4<f32>,
+    x2: vec4<f32>,
+    x3: vec4<f32>,
+    a: array<vec4<f32>, 4>,
+}
+
+fn kload(f16: bool, k: u32, k1: u32, rm: u32, rows_left: u32, j: u32, in_aligned: bool, a_aligned: bool) -> KStep {
+    var st: KStep;
+    st.x0 = vec4<f32>(0.0);
+    st.x1 = vec4<f32>(0.0);
+    st.x2 = vec4<f32>(0.0);
+    st.x3 = vec4<f32>(0.0);
+    st.a = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (k >= k1) {
+        return st;
+    }
+    let r = p.rank;
+    let lim = min(k1, p.k_in);
+    if (rows_left > 0u) {
+        st.x0 = ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + lim);
+    }
+    if (rows_left > 1u) {
+        st.x1 = ld4_at(f16, 0u, (rm + 1u) * p.k_in + k, in_aligned, (rm + 1u) * p.k_in + lim);
+    }
+    if (rows_left > 2u) {
+        st.x2 = ld4_at(f16, 0u, (rm + 2u) * p.k_in + k, in_aligned, (rm + 2u) * p.k_in + lim);
+    }
+    if (rows_left > 3u) {
+        st.x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + lim);
+    }
+    for (var kk = 0u; kk < 4u; kk++) {
+        if (k + kk < k1) {
+            let arow = (k + kk) * r;
+            st.a[kk] = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
+        }
+    }
+    return st;
+}
+
 // Phase 1: t = x A over k in [k0, k1) for the tile's rows (or the rows of A, merging), into
 // t_sh (K x r, rows past the tile zeroed).
 fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
@@ -190,35 +233,23 @@ fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
             let a_aligned = r % 4u == 0u;
             // Rows of x this thread reads (clamped; rows past the tile are zeroed).
             let rm = m0 + 4u * mb;
-            let v0 = 4u * mb < tm;
-            let v1 = 4u * mb + 1u < tm;
-            let v2 = 4u * mb + 2u < tm;
-            let v3 = 4u * mb + 3u < tm;
-            for (var k = k0 + 4u * s; k < k1; k += 4u * ks) {
-                let zero = vec4<f32>(0.0);
-                let x0 = select(zero, ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + p.k_in), v0);
-                var x1 = zero;
-                var x2 = zero;
-                var x3 = zero;
-                if (v1) {
-                    x1 = ld4_at(f16, 0u, (rm + 1u) * p.k_in + k, in_aligned, (rm + 1u) * p.k_in + p.k_in);
-                }
-                if (v2) {
-                    x2 = ld4_at(f16, 0u, (rm + 2u) * p.k_in + k, in_aligned, (rm + 2u) * p.k_in + p.k_in);
-                }
-                if (v3) {
-                    x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + p.k_in);
-                }
-                let kn = min(4u, k1 - k);
+            // Two k steps per trip, all their loads issued before the first FMA: twice the
+            // loads in flight of a plain loop, which waits on memory every step.
+            let stride = 4u * ks;
+            for (var k = k0 + 4u * s; k < k1; k += 2u * stride) {
+                let sa = kload(f16, k, k1, rm, tm - min(tm, 4u * mb), j, in_aligned, a_aligned);
+                let sb = kload(f16, k + stride, k1, rm, tm - min(tm, 4u * mb), j, in_aligned, a_aligned);
                 for (var kk = 0u; kk < 4u; kk++) {
-                    if (kk < kn) {
-                        let arow = (k + kk) * r;
-                        let a = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
-                        c0 += x0[kk] * a;
-                        c1 += x1[kk] * a;
-                        c2 += x2[kk] * a;
-                        c3 += x3[kk] * a;
-                    }
+                    c0 += sa.x0[kk] * sa.a[kk];
+                    c1 += sa.x1[kk] * sa.a[kk];
+                    c2 += sa.x2[kk] * sa.a[kk];
+                    c3 += sa.x3[kk] * sa.a[kk];
+                }
+                for (var kk = 0u; kk < 4u; kk++) {
+                    c0 += sb.x0[kk] * sb.a[kk];
+                    c1 += sb.x1[kk] * sb.a[kk];
+                    c2 += sb.x2[kk] * sb.a[kk];
+                    c3 += sb.x3[kk] * sb.a[kk];
                 }
             }
         }
@@ -255,25 +286,29 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
         if (lid / mb_n < per_pass && cc < chunks_out) {
             let col = 4u * cc;
             let nl = min(4u, p.n_out - col);
-            var a0 = vec4<f32>(0.0);
-            var a1 = vec4<f32>(0.0);
-            var a2 = vec4<f32>(0.0);
-            var a3 = vec4<f32>(0.0);
             let m = 4u * mb;
-            // Four rows of B per step, loaded before they are used: four loads in flight.
+            // The base rows first (independent of B), then eight rows of B per step, all
+            // loaded before they are used: the loads of a step are in flight together.
+            var a0 = base_at(f16, m, col, nl, out_aligned, m0, tm);
+            var a1 = base_at(f16, m + 1u, col, nl, out_aligned, m0, tm);
+            var a2 = base_at(f16, m + 2u, col, nl, out_aligned, m0, tm);
+            var a3 = base_at(f16, m + 3u, col, nl, out_aligned, m0, tm);
             var j = 0u;
-            for (; j + 4u <= r; j += 4u) {
-                let b0 = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
-                let b1 = ld4_at(f16, 2u, (j + 1u) * p.n_out + col, out_aligned, (j + 1u) * p.n_out + p.n_out);
-                let b2 = ld4_at(f16, 2u, (j + 2u) * p.n_out + col, out_aligned, (j + 2u) * p.n_out + p.n_out);
-                let b3 = ld4_at(f16, 2u, (j + 3u) * p.n_out + col, out_aligned, (j + 3u) * p.n_out + p.n_out);
-                a0 += t_at(m, j, r) * b0 + t_at(m, j + 1u, r) * b1 + t_at(m, j + 2u, r) * b2 + t_at(m, j + 3u, r) * b3;
-                a1 += t_at(m + 1u, j, r) * b0 + t_at(m + 1u, j + 1u, r) * b1 + t_at(m + 1u, j + 2u, r) * b2 + t_at(m + 1u, j + 3u, r) * b3;
-                a2 += t_at(m + 2u, j, r) * b0 + t_at(m + 2u, j + 1u, r) * b1 + t_at(m + 2u, j + 2u, r) * b2 + t_at(m + 2u, j + 3u, r) * b3;
-                a3 += t_at(m + 3u, j, r) * b0 + t_at(m + 3u, j + 1u, r) * b1 + t_at(m + 3u, j + 2u, r) * b2 + t_at(m + 3u, j + 3u, r) * b3;
+            for (; j + 8u <= r; j += 8u) {
+                var bs: array<vec4<f32>, 8>;
+                for (var q = 0u; q < 8u; q++) {
+                    bs[q] = ld4_at(f16, 2u, (j + q) * p.n_out + col, out_aligned, (j + q) * p.n_out + p.n_out);
+                }
+                for (var q = 0u; q < 8u; q++) {
+                    let sb = p.scale * bs[q];
+                    a0 += t_at(m, j + q, r) * sb;
+                    a1 += t_at(m + 1u, j + q, r) * sb;
+                    a2 += t_at(m + 2u, j + q, r) * sb;
+                    a3 += t_at(m + 3u, j + q, r) * sb;
+                }
             }
             for (; j < r; j++) {
-                let b = ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
+                let b = p.scale * ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
                 a0 += t_at(m, j, r) * b;
                 a1 += t_at(m + 1u, j, r) * b;
                 a2 += t_at(m + 2u, j, r) * b;
@@ -287,19 +322,26 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
     }
 }
 
-// Adds the base (per MODE), scales and stores row m (of the tile) at column col.
-fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, acc: vec4<f32>) {
+// What row m (of the tile) at column col starts from: the base (per MODE), or 0.
+fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32) -> vec4<f32> {
+    if (m >= tm) {
+        return vec4<f32>(0.0);
+    }
+    let e = (m0 + m) * p.n_out + col;
+    if (MODE == 1u || MODE == 3u) {
+        return ld4_at(f16, 3u, e, aligned, e + nl);
+    } else if (MODE == 2u) {
+        return ld4_at(f16, 4u, e, aligned, e + nl);
+    }
+    return vec4<f32>(0.0);
+}
+
+// Stores row m (of the tile) at column col.
+fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
     }
-    let e = (m0 + m) * p.n_out + col;
-    var v = p.scale * acc;
-    if (MODE == 1u || MODE == 3u) {
-        v += ld4_at(f16, 3u, e, aligned, e + nl);
-    } else if (MODE == 2u) {
-        v += ld4_at(f16, 4u, e, aligned, e + nl);
-    }
-    store_y(f16, e, v, nl, aligned);
+    store_y(f16, (m0 + m) * p.n_out + col, v, nl, aligned);
 }
 
 fn skip(g: u32) -> bool {
