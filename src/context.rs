@@ -18,6 +18,13 @@ use crate::tensor::{DType, Tensor};
 
 /// Which implementation of the kernels a Context runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::with_options(wgfuse::ContextOptions { backend: wgfuse::Backend::Wgsl, ..Default::default() })?;
+/// assert_eq!(ctx.backend(), wgfuse::Backend::Wgsl);
+/// # Ok(()) }
+/// ```
 pub enum Backend {
     /// The portable WGSL kernels (every adapter).
     #[default]
@@ -29,6 +36,12 @@ pub enum Backend {
 
 impl Backend {
     /// Short lower-case name, used in reports and benchmark ids.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::Backend::Native.name(), "native");
+    /// # Ok(()) }
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Backend::Wgsl => "wgsl",
@@ -39,6 +52,14 @@ impl Backend {
 
 /// Options for [`Context::with_options`]. `Default` reads `WGFUSE_ADAPTER` and `WGFUSE_BACKEND`.
 #[derive(Clone, Debug)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let opts = wgfuse::ContextOptions { max_pending_ops: 128, pool_limit_bytes: 256 << 20, ..Default::default() };
+/// let ctx = wgfuse::Context::with_options(opts)?;
+/// assert_eq!(ctx.options().max_pending_ops, 128);
+/// # Ok(()) }
+/// ```
 pub struct ContextOptions {
     /// Pick the first adapter whose name contains this substring (case-insensitive).
     pub adapter: Option<String>,
@@ -74,6 +95,14 @@ impl Default for ContextOptions {
 
 /// What a Context holds and has made, from [`Context::stats`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let s: wgfuse::Stats = ctx.stats();
+/// assert_eq!(s.pending_ops, 0);
+/// # Ok(()) }
+/// ```
 pub struct Stats {
     /// Compute pipelines compiled.
     pub pipelines_created: usize,
@@ -91,6 +120,14 @@ pub struct Stats {
 
 /// What the Context got from its adapter: reported by [`Context::info`].
 #[derive(Clone, Debug)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let info: &wgfuse::Info = ctx.info();
+/// println!("{info}");
+/// # Ok(()) }
+/// ```
 pub struct Info {
     /// The adapter's description (name, vendor, driver, backend, subgroup sizes).
     pub adapter: wgpu::AdapterInfo,
@@ -102,10 +139,25 @@ pub struct Info {
 
 impl Info {
     /// The graphics API behind the device.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert_eq!(ctx.info().graphics_backend(), ctx.info().adapter.backend);
+    /// # Ok(()) }
+    /// ```
     pub fn graphics_backend(&self) -> wgpu::Backend {
         self.adapter.backend
     }
     /// `(min, max)` subgroup size the adapter reports.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let (min, max) = ctx.info().subgroup_sizes();
+    /// assert!(min >= 1 && min <= max);
+    /// # Ok(()) }
+    /// ```
     pub fn subgroup_sizes(&self) -> (u32, u32) {
         (self.adapter.subgroup_min_size, self.adapter.subgroup_max_size)
     }
@@ -216,6 +268,16 @@ pub(crate) struct Inner {
 ///
 /// `Context` is cheap to clone (an `Arc`), `Send` and `Sync`: share it between threads.
 #[derive(Clone)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let other = ctx.clone(); // the same device and caches
+/// std::thread::spawn(move || other.softmax(&other.tensor(&[1.0f32; 2], &[1, 2]).unwrap()).map(|_| ()))
+///     .join()
+///     .expect("thread")?;
+/// # Ok(()) }
+/// ```
 pub struct Context {
     pub(crate) inner: Arc<Inner>,
 }

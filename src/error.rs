@@ -5,6 +5,16 @@ use crate::DType;
 /// Everything that can go wrong in wgfuse, as structured variants a caller can match on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// match ctx.tensor(&[1.0f32; 3], &[2, 2]) {
+///     Err(wgfuse::Error::LengthMismatch { len, .. }) => assert_eq!(len, 3),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 pub enum Error {
     /// No adapter matched the request (or none exists: no GPU driver and no software driver).
     #[error("no GPU adapter found{}", if .0.is_empty() { String::new() } else { format!(": {}", .0) })]
@@ -122,4 +132,14 @@ impl From<wgpu::Error> for Error {
 }
 
 /// `std::result::Result` with [`Error`].
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// fn norm(ctx: &wgfuse::Context, x: &wgfuse::Tensor) -> wgfuse::Result<Vec<f32>> {
+///     ctx.rms_norm(x, None, 1e-5)?.to_vec()
+/// }
+/// let ctx = wgfuse::Context::new()?;
+/// assert_eq!(norm(&ctx, &ctx.tensor(&[2.0f32; 4], &[1, 4])?)?.len(), 4);
+/// # Ok(()) }
+/// ```
 pub type Result<T> = std::result::Result<T, Error>;

@@ -5,6 +5,13 @@ use crate::error::{Error, Result};
 
 /// One shader file (one per op family), in every language it exists in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::shaders::Shader;
+/// assert!(Shader::Softmax.wgsl().contains("fn softmax_f32_reg"));
+/// # Ok(()) }
+/// ```
 pub enum Shader {
     /// `softmax.*`: fused softmax.
     Softmax,
@@ -19,10 +26,25 @@ pub enum Shader {
 }
 
 /// Every shader, for tests that load them all.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// for s in wgfuse::shaders::ALL_SHADERS {
+///     assert!(!s.wgsl().is_empty(), "{}", s.name());
+/// }
+/// # Ok(()) }
+/// ```
 pub const ALL_SHADERS: [Shader; 5] = [Shader::Softmax, Shader::RmsNorm, Shader::Lora, Shader::Unfused, Shader::Copy];
 
 /// A shading language a module can be made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let l = wgfuse::shaders::Language::Wgsl;
+/// assert_ne!(l, wgfuse::shaders::Language::SpirV);
+/// # Ok(()) }
+/// ```
 pub enum Language {
     /// Portable WGSL, compiled by naga for any backend.
     Wgsl,
@@ -34,6 +56,12 @@ pub enum Language {
 
 impl Shader {
     /// The file stem, shared by every language.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::shaders::Shader::RmsNorm.name(), "rms_norm");
+    /// # Ok(()) }
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Shader::Softmax => "softmax",
@@ -45,6 +73,13 @@ impl Shader {
     }
 
     /// The WGSL source (the row kernels get `rows.wgsl`, their shared row machinery, first).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let src = wgfuse::shaders::Shader::Lora.wgsl();
+    /// assert!(src.contains("fn lora_f16"));
+    /// # Ok(()) }
+    /// ```
     pub fn wgsl(self) -> &'static str {
         match self {
             Shader::Softmax => concat!(include_str!("../shaders/wgsl/rows.wgsl"), include_str!("../shaders/wgsl/softmax.wgsl")),

@@ -11,6 +11,14 @@ use crate::error::{Error, Result};
 
 /// Element type of a tensor. Kernels accumulate in f32 for both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let t = ctx.tensor(&[half::f16::ONE; 2], &[2])?;
+/// assert_eq!(t.dtype(), wgfuse::DType::F16);
+/// # Ok(()) }
+/// ```
 pub enum DType {
     /// 32-bit float.
     F32,
@@ -20,6 +28,12 @@ pub enum DType {
 
 impl DType {
     /// Bytes per element.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::DType::F16.size(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn size(self) -> usize {
         match self {
             DType::F32 => 4,
@@ -27,6 +41,12 @@ impl DType {
         }
     }
     /// `"f32"` or `"f16"`: the suffix of every entry point.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::DType::F32.name(), "f32");
+    /// # Ok(()) }
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
@@ -36,6 +56,17 @@ impl DType {
 }
 
 /// A host element type a tensor can be made from and read back into.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::Element;
+/// fn upload<T: Element>(ctx: &wgfuse::Context, v: &[T]) -> wgfuse::Result<wgfuse::Tensor> {
+///     ctx.tensor(v, &[v.len()])
+/// }
+/// let ctx = wgfuse::Context::new()?;
+/// assert_eq!(upload(&ctx, &[1.0f32, 2.0])?.dtype(), f32::DTYPE);
+/// # Ok(()) }
+/// ```
 pub trait Element: bytemuck::Pod + Copy + Send + Sync + 'static {
     /// The dtype of tensors holding this type.
     const DTYPE: DType;
@@ -66,6 +97,15 @@ impl Drop for Storage {
 /// Cloning a tensor is cheap and shares its buffer. Ops never modify their inputs, except
 /// the in-place ones (`lora_add_`), which take `&mut Tensor`.
 #[derive(Clone)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let view = x.clone(); // shares the buffer
+/// assert_eq!(view.to_vec::<f32>()?, x.to_vec::<f32>()?);
+/// # Ok(()) }
+/// ```
 pub struct Tensor {
     pub(crate) ctx: Context,
     pub(crate) storage: Arc<Storage>,

@@ -7,10 +7,32 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// A closure that records work into a compute pass.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::softmax;
+/// use wgfuse::timing::Timer;
+/// let ctx = wgfuse::Context::new()?;
+/// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
+/// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+/// let mut timer = Timer::new(&ctx, 0)?;
+/// let mut fs: Vec<&mut wgfuse::timing::Recorder<'_>> = vec![&mut run];
+/// assert_eq!(timer.time_interleaved(2, &mut fs)?[0].len(), 2);
+/// # Ok(()) }
+/// ```
 pub type Recorder<'a> = dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()> + 'a;
 
 /// How a [`Timer`] measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let timer = wgfuse::timing::Timer::new(&ctx, 0)?;
+/// let clock = timer.clock(); // Gpu with TIMESTAMP_QUERY, else Wall
+/// println!("{clock:?}");
+/// # Ok(()) }
+/// ```
 pub enum Clock {
     /// Timestamp queries written at the start and end of each run's compute pass.
     Gpu,
@@ -19,6 +41,18 @@ pub enum Clock {
 }
 
 /// Times closures that record work into a compute pass.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::softmax;
+/// use wgfuse::timing::Timer;
+/// let ctx = wgfuse::Context::new()?;
+/// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
+/// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+/// let mut timer = Timer::new(&ctx, 0)?;
+/// assert_eq!(timer.time(3, &mut run)?.len(), 3);
+/// # Ok(()) }
+/// ```
 pub struct Timer {
     ctx: Context,
     clock: Clock,
@@ -91,6 +125,15 @@ impl Timer {
     }
 
     /// What the timer measures with.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let timer = wgfuse::timing::Timer::new(&ctx, 0)?;
+    /// let gpu = ctx.has(wgpu::Features::TIMESTAMP_QUERY);
+    /// assert_eq!(timer.clock() == wgfuse::timing::Clock::Gpu, gpu);
+    /// # Ok(()) }
+    /// ```
     pub fn clock(&self) -> Clock {
         self.clock
     }
@@ -99,6 +142,18 @@ impl Timer {
     /// clocks: batches of about 10 ms of work, the next one always queued before the previous
     /// one finishes, so the GPU never idles in between (a GPU that idles drops its clocks again).
     /// Returns how many runs that took.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::softmax;
+    /// use wgfuse::timing::Timer;
+    /// let ctx = wgfuse::Context::new()?;
+    /// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
+    /// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+    /// let mut timer = Timer::new(&ctx, 0)?;
+    /// assert!(timer.warm_up(std::time::Duration::from_millis(5), &mut run)? >= 1);
+    /// # Ok(()) }
+    /// ```
     pub fn warm_up(&mut self, min: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<usize> {
         // Pending ops of the Context first, so they do not run (and cool the GPU) in between.
         self.ctx.sync()?;
@@ -153,6 +208,19 @@ impl Timer {
 
     /// Times `runs` runs of `f`, each in its own compute pass (cold L2 before each when the
     /// timer flushes), and returns each run's time in microseconds.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::softmax;
+    /// use wgfuse::timing::Timer;
+    /// let ctx = wgfuse::Context::new()?;
+    /// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
+    /// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+    /// let mut timer = Timer::new(&ctx, 0)?;
+    /// let times = timer.time(4, &mut run)?;
+    /// assert!(times.iter().all(|&t| t > 0.0));
+    /// # Ok(()) }
+    /// ```
     pub fn time(&mut self, runs: usize, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<Vec<f64>> {
         self.ctx.sync()?;
         let mut out = Vec::with_capacity(runs);
@@ -174,6 +242,22 @@ impl Timer {
     /// after its own L2 flush), so all of them see the same clocks and the same neighbours on
     /// a shared GPU. Returns, per closure, its runs' times in microseconds. Ratios between
     /// closures measured this way hold even when the GPU's speed drifts during the runs.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::softmax;
+    /// use wgfuse::timing::Timer;
+    /// let ctx = wgfuse::Context::new()?;
+    /// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
+    /// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+    /// let mut timer = Timer::new(&ctx, 0)?;
+    /// let mut twice = |p: &mut wgpu::ComputePass<'_>| { run(p)?; run(p) };
+    /// let mut single = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+    /// let mut fs: Vec<&mut wgfuse::timing::Recorder<'_>> = vec![&mut single, &mut twice];
+    /// let t = timer.time_interleaved(3, &mut fs)?;
+    /// assert_eq!((t[0].len(), t[1].len()), (3, 3));
+    /// # Ok(()) }
+    /// ```
     pub fn time_interleaved(&mut self, runs: usize, fs: &mut [&mut Recorder<'_>]) -> Result<Vec<Vec<f64>>> {
         let k = fs.len().max(1);
         let mut idx = 0usize;

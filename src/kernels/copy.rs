@@ -9,6 +9,17 @@ const OP: &str = "copy";
 const VARIANT: Variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 4, mode: 0 };
 
 /// Records `y = x` (bytes, any dtype, same byte length) into the caller's pass.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let (x, y) = (ctx.tensor(&[1.0f32, 2.0, 3.0], &[3])?, ctx.tensor(&[0.0f32; 3], &[3])?);
+/// let mut enc = ctx.device().create_command_encoder(&Default::default());
+/// wgfuse::kernels::copy::encode(&ctx, &mut enc.begin_compute_pass(&Default::default()), &x, &y)?;
+/// ctx.queue().submit([enc.finish()]);
+/// assert_eq!(y.to_vec::<f32>()?, vec![1.0, 2.0, 3.0]);
+/// # Ok(()) }
+/// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, x: &Tensor, y: &Tensor) -> Result<()> {
     ctx.check_same(x, OP)?;
     ctx.check_same(y, OP)?;

@@ -14,6 +14,15 @@ use crate::tensor::{DType, Tensor};
 
 const OP: &str = "lora";
 /// Largest rank the kernel takes (its shared-memory tile of `x·A` holds 16 × 128 values).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let r = wgfuse::kernels::lora::MAX_RANK + 1;
+/// let (x, a, b) = (ctx.tensor(&[1.0f32; 2], &[1, 2])?, ctx.tensor(&vec![1.0f32; 2 * r], &[2, r])?, ctx.tensor(&vec![1.0f32; r], &[r, 1])?);
+/// assert!(matches!(ctx.lora(&x, &a, &b, 1.0, None), Err(wgfuse::Error::InvalidArgument { .. })));
+/// # Ok(()) }
+/// ```
 pub const MAX_RANK: usize = 128;
 const WG: u32 = 256;
 /// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
@@ -21,6 +30,19 @@ const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::lora::{self, Args, Mode};
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 1.0], &[1, 2])?;
+/// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+/// let b = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+/// let y = ctx.tensor(&[0.0f32; 2], &[1, 2])?;
+/// ctx.lora_with(&Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: Mode::Plain, variant: None })?;
+/// assert_eq!(y.to_vec::<f32>()?, vec![2.0, 4.0]);
+/// # Ok(()) }
+/// ```
 pub enum Mode {
     /// `y = s·(x·A)·B`.
     Plain,
@@ -33,6 +55,20 @@ pub enum Mode {
 }
 
 /// Arguments of [`encode`].
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::lora::{self, Args, Mode};
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 1.0], &[1, 2])?;
+/// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+/// let b = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+/// let y = ctx.tensor(&[0.0f32; 2], &[1, 2])?;
+/// let args = Args { x: &x, a: &a, b: &b, base: Some(&y), y: &ctx.tensor(&[0.0f32; 2], &[1, 2])?, scale: 0.5, mode: Mode::Base, variant: None };
+/// ctx.lora_with(&args)?;
+/// assert_eq!(args.y.to_vec::<f32>()?, vec![1.0, 2.0]);
+/// # Ok(()) }
+/// ```
 pub struct Args<'a> {
     /// Input `[.., in]` (ignored for [`Mode::Merge`]).
     pub x: &'a Tensor,
@@ -224,6 +260,24 @@ fn run(ctx: &Context, a: &Args<'_>, mut go: impl FnMut(&Dispatch<'_>) -> Result<
 }
 
 /// Records a LoRA call (one dispatch, two for the split form) into the caller's pass.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::lora::{self, Args, Mode};
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[1.0f32, 1.0], &[1, 2])?;
+/// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+/// let b = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+/// let y = ctx.tensor(&[0.0f32; 2], &[1, 2])?;
+/// let mut enc = ctx.device().create_command_encoder(&Default::default());
+/// {
+///     let mut pass = enc.begin_compute_pass(&Default::default());
+///     lora::encode(&ctx, &mut pass, &Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: Mode::Plain, variant: None })?;
+/// }
+/// ctx.queue().submit([enc.finish()]);
+/// assert_eq!(y.to_vec::<f32>()?, vec![2.0, 4.0]);
+/// # Ok(()) }
+/// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
     run(ctx, a, |d| ctx.encode(pass, d))
 }
@@ -305,12 +359,34 @@ impl Context {
     }
 
     /// The fully general form: explicit output, mode and variant.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::lora::{self, Args, Mode};
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32, 1.0], &[1, 2])?;
+    /// let a = ctx.tensor(&[1.0f32, 1.0], &[2, 1])?;
+    /// let b = ctx.tensor(&[1.0f32, 2.0], &[1, 2])?;
+    /// let y = ctx.tensor(&[0.0f32; 2], &[1, 2])?;
+    /// let v = lora::variant_for(1, 2, 2);
+    /// ctx.lora_with(&Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: Mode::Plain, variant: Some(v) })?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![2.0, 4.0]);
+    /// # Ok(()) }
+    /// ```
     pub fn lora_with(&self, args: &Args<'_>) -> Result<()> {
         record(self, args)
     }
 }
 
 /// CPU reference: `base + scale·(x·A)·B` in f64 (x as `[rows, in]`).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use ndarray::array;
+/// let y = wgfuse::reference::lora(array![[1.0, 1.0]].view(), array![[1.0], [1.0]].view(), array![[1.0, 2.0]].view(), 0.5, None);
+/// assert_eq!(y, array![[1.0, 2.0]]);
+/// # Ok(()) }
+/// ```
 pub fn reference(
     x: ArrayView2<'_, f64>,
     a: ArrayView2<'_, f64>,
@@ -327,6 +403,14 @@ pub fn reference(
 }
 
 /// CPU reference of the merge: `W + scale·A·B`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use ndarray::array;
+/// let w = wgfuse::reference::lora_merge(array![[1.0, 1.0]].view(), array![[2.0]].view(), array![[1.0, 0.0]].view(), 1.0);
+/// assert_eq!(w, array![[3.0, 1.0]]);
+/// # Ok(()) }
+/// ```
 pub fn reference_merge(w: ArrayView2<'_, f64>, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, scale: f64) -> Array2<f64> {
     &w + &(a.dot(&b) * scale)
 }

@@ -13,6 +13,12 @@ use crate::tensor::DType;
 
 /// An op family (one shader file each, except the fused RMSNorm pair).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// assert_eq!(wgfuse::kernels::Op::AddRmsNorm.name(), "add_rms_norm");
+/// # Ok(()) }
+/// ```
 pub enum Op {
     /// Fused softmax.
     Softmax,
@@ -30,6 +36,12 @@ pub enum Op {
 
 impl Op {
     /// The op's name, as in entry points and reports.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::kernels::Op::Lora.name(), "lora");
+    /// # Ok(()) }
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Op::Softmax => "softmax",
@@ -41,6 +53,13 @@ impl Op {
         }
     }
     /// The shader file it lives in.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::Op;
+    /// assert_eq!(Op::AddRmsNorm.shader(), wgfuse::shaders::Shader::RmsNorm);
+    /// # Ok(()) }
+    /// ```
     pub fn shader(self) -> Shader {
         match self {
             Op::Softmax => Shader::Softmax,
@@ -54,6 +73,13 @@ impl Op {
 
 /// How a kernel splits its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{row_variant, Kind};
+/// assert_eq!(row_variant(8, 50_000, 1024).kind, Kind::Online);
+/// # Ok(()) }
+/// ```
 pub enum Kind {
     /// Rows held in registers (`T` threads a row, `K` chunks a thread, `WG / T` rows a group).
     Reg,
@@ -81,6 +107,18 @@ impl Kind {
 
 /// A kernel variant: its kind and the constants specialised into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{Kind, Variant};
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[0.0f32; 8], &[2, 4])?;
+/// let y = ctx.tensor(&[f32::NAN; 8], &[2, 4])?;
+/// // Force the looped variant with 64 threads a row, 4 rows a workgroup.
+/// ctx.softmax_into(&x, &y, Some(Variant { kind: Kind::Online, wg: 256, threads: 64, chunks: 1, mode: 0 }))?;
+/// assert_eq!(y.to_vec::<f32>()?, vec![0.25; 8]);
+/// # Ok(()) }
+/// ```
 pub struct Variant {
     /// Work split.
     pub kind: Kind,
@@ -126,6 +164,15 @@ impl Variant {
 
 /// What names one compiled pipeline: the typed key of the pipeline cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{row_variant, Op, PipelineKey};
+/// let a = PipelineKey { op: Op::Softmax, variant: row_variant(1, 4, 1024), dtype: wgfuse::DType::F32, backend: wgfuse::Backend::Wgsl };
+/// let b = PipelineKey { dtype: wgfuse::DType::F16, ..a };
+/// assert_ne!(a, b); // one pipeline each
+/// # Ok(()) }
+/// ```
 pub struct PipelineKey {
     /// Op.
     pub op: Op,

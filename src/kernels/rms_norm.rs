@@ -16,6 +16,17 @@ const OP: &str = "rms_norm";
 const OP_ADD: &str = "add_rms_norm";
 
 /// Arguments of [`encode`].
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::rms_norm::Args;
+/// let ctx = wgfuse::Context::new()?;
+/// let (x, r) = (ctx.tensor(&[1.0f32; 4], &[1, 4])?, ctx.tensor(&[1.0f32; 4], &[1, 4])?);
+/// let (y, h) = (ctx.tensor(&[0.0f32; 4], &[1, 4])?, ctx.tensor(&[0.0f32; 4], &[1, 4])?);
+/// ctx.rms_norm_with(&Args { x: &x, residual: Some(&r), weight: None, y: &y, h: Some(&h), eps: 0.0, variant: None })?;
+/// assert_eq!((y.to_vec::<f32>()?, h.to_vec::<f32>()?), (vec![1.0; 4], vec![2.0; 4]));
+/// # Ok(()) }
+/// ```
 pub struct Args<'a> {
     /// Input `[.., n]`.
     pub x: &'a Tensor,
@@ -155,12 +166,32 @@ impl Context {
     }
 
     /// The fully general form: explicit outputs and variant.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::{rms_norm::Args, row_variant};
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[3.0f32; 4], &[1, 4])?;
+    /// let y = ctx.tensor(&[0.0f32; 4], &[1, 4])?;
+    /// let v = row_variant(1, 4, 1024);
+    /// ctx.rms_norm_with(&Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 0.0, variant: Some(v) })?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![1.0; 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn rms_norm_with(&self, args: &Args<'_>) -> Result<()> {
         record(self, args)
     }
 }
 
 /// CPU reference of RMSNorm: f64 accumulation, `weight` of the last axis' length.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let x = ndarray::arr2(&[[3.0, 4.0]]).into_dyn();
+/// let y = wgfuse::reference::rms_norm(x.view(), None, 0.0);
+/// assert!((y[[0, 0]] - 3.0 / 12.5f64.sqrt()).abs() < 1e-12);
+/// # Ok(()) }
+/// ```
 pub fn reference(x: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> ArrayD<f64> {
     let mut y = x.to_owned();
     let last = Axis(x.ndim().saturating_sub(1));
@@ -176,6 +207,14 @@ pub fn reference(x: ArrayViewD<'_, f64>, weight: Option<&[f64]>, eps: f64) -> Ar
 }
 
 /// CPU reference of add + RMSNorm: returns `(y, h)`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let x = ndarray::arr2(&[[1.0, 1.0]]).into_dyn();
+/// let (y, h) = wgfuse::reference::add_rms_norm(x.view(), x.view(), None, 0.0);
+/// assert_eq!((h[[0, 0]], y[[0, 1]]), (2.0, 1.0));
+/// # Ok(()) }
+/// ```
 pub fn reference_add(
     x: ArrayViewD<'_, f64>,
     residual: ArrayViewD<'_, f64>,

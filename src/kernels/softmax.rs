@@ -15,6 +15,19 @@ use crate::tensor::{DType, Tensor};
 const OP: &str = "softmax";
 
 /// Arguments of [`encode`]: `y = softmax(x)` over the last dimension.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::softmax::Args;
+/// let ctx = wgfuse::Context::new()?;
+/// let (x, y) = (ctx.tensor(&[0.0f32; 2], &[1, 2])?, ctx.tensor(&[0.0f32; 2], &[1, 2])?);
+/// let args = Args { x: &x, y: &y, variant: None };
+/// let mut enc = ctx.device().create_command_encoder(&Default::default());
+/// wgfuse::kernels::softmax::encode(&ctx, &mut enc.begin_compute_pass(&Default::default()), &args)?;
+/// ctx.queue().submit([enc.finish()]);
+/// assert_eq!(y.to_vec::<f32>()?, vec![0.5, 0.5]);
+/// # Ok(()) }
+/// ```
 pub struct Args<'a> {
     /// Input.
     pub x: &'a Tensor,
@@ -77,6 +90,14 @@ pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> 
 }
 
 /// The variant [`Context::softmax`] picks for `x`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[0.0f32; 3 * 1000], &[3, 1000])?;
+/// println!("{}", wgfuse::kernels::softmax::variant_for(&ctx, &x).describe());
+/// # Ok(()) }
+/// ```
 pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
     row_variant(x.rows(), x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }
@@ -119,6 +140,14 @@ impl Context {
 
 /// CPU reference: softmax over the last axis with f64 accumulation, max subtracted first.
 /// Special values follow `torch.softmax` (see the module docs).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let x = ndarray::arr2(&[[0.0, 0.0], [f64::NEG_INFINITY, 1.0]]).into_dyn();
+/// let y = wgfuse::reference::softmax(x.view());
+/// assert_eq!((y[[0, 0]], y[[1, 0]], y[[1, 1]]), (0.5, 0.0, 1.0));
+/// # Ok(()) }
+/// ```
 pub fn reference(x: ArrayViewD<'_, f64>) -> ArrayD<f64> {
     let mut y = x.to_owned();
     let last = Axis(x.ndim().saturating_sub(1));

@@ -9,6 +9,13 @@ use crate::tensor::{DType, Tensor};
 
 /// One elementary kernel (an entry point of `unfused.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::unfused::Elementary;
+/// assert_eq!(Elementary::Reduce.name(), "unfused_reduce");
+/// # Ok(()) }
+/// ```
 pub enum Elementary {
     /// Row reduction (max, sum or mean of squares).
     Reduce,
@@ -26,6 +33,12 @@ pub enum Elementary {
 
 impl Elementary {
     /// The entry point's op name.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// assert_eq!(wgfuse::kernels::unfused::Elementary::Matmul.name(), "unfused_matmul");
+    /// # Ok(()) }
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Elementary::Reduce => "unfused_reduce",
@@ -71,6 +84,15 @@ impl Step {
 
 /// A baseline ready to run: its elementary steps, their intermediates, and its outputs.
 #[derive(Clone)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let plan = wgfuse::kernels::unfused::softmax(&ctx, &ctx.tensor(&[0.0f32; 4], &[1, 4])?)?;
+/// plan.record(&ctx)?;
+/// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![0.25; 4]);
+/// # Ok(()) }
+/// ```
 pub struct Unfused {
     steps: Vec<Step>,
     outputs: Vec<Tensor>,
@@ -78,18 +100,54 @@ pub struct Unfused {
 
 impl Unfused {
     /// Records every step into the caller's pass.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let plan = wgfuse::kernels::unfused::softmax(&ctx, &ctx.tensor(&[0.0f32; 4], &[1, 4])?)?;
+    /// let mut enc = ctx.device().create_command_encoder(&Default::default());
+    /// plan.encode(&ctx, &mut enc.begin_compute_pass(&Default::default()))?;
+    /// ctx.queue().submit([enc.finish()]);
+    /// assert_eq!(plan.outputs()[0].to_vec::<f32>()?, vec![0.25; 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn encode(&self, ctx: &Context, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
         self.steps.iter().try_for_each(|s| s.dispatch(|d| ctx.encode(pass, d)))
     }
     /// Records every step into the Context's pending work.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let plan = wgfuse::kernels::unfused::softmax(&ctx, &ctx.tensor(&[0.0f32; 4], &[1, 4])?)?;
+    /// plan.record(&ctx)?;
+    /// ctx.sync()?;
+    /// # Ok(()) }
+    /// ```
     pub fn record(&self, ctx: &Context) -> Result<()> {
         self.steps.iter().try_for_each(|s| s.dispatch(|d| ctx.record(d)))
     }
     /// The outputs (`[y]`, or `[y, h]` for add + RMSNorm).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let plan = wgfuse::kernels::unfused::softmax(&ctx, &ctx.tensor(&[0.0f32; 4], &[1, 4])?)?;
+    /// assert_eq!(plan.outputs().len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn outputs(&self) -> &[Tensor] {
         &self.outputs
     }
     /// Number of dispatches.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let plan = wgfuse::kernels::unfused::softmax(&ctx, &ctx.tensor(&[0.0f32; 4], &[1, 4])?)?;
+    /// assert_eq!(plan.dispatches(), 5);
+    /// # Ok(()) }
+    /// ```
     pub fn dispatches(&self) -> usize {
         self.steps.len()
     }
