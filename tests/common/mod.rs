@@ -63,7 +63,7 @@ pub fn assert_close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str)
         } else if w.is_infinite() || g.is_infinite() {
             g == w
         } else {
-            (g - w).abs() <= atol + rtol * w.abs()
+            approx::abs_diff_eq!(g, w, epsilon = atol + rtol * w.abs())
         };
         if !ok {
             bad += 1;
