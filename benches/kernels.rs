@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wgfuse::kernels::{lora, rms_norm, softmax, unfused};
+use wgfuse::kernels::{bytes_moved, lora, rms_norm, softmax, unfused, Op};
 use wgfuse::timing::Timer;
 use wgfuse::{Backend, Context, ContextOptions, DType, Tensor};
 
@@ -73,13 +73,12 @@ fn row_ops(c: &mut Criterion) {
                         tensor(ctx, &[rows, n], dtype, 4),
                         tensor(ctx, &[rows, n], dtype, 5),
                     );
-                    let elems = (rows * n) as u64;
-                    let es = dtype.size() as u64;
-                    let bytes = match op {
-                        "softmax" => 2 * elems * es,
-                        "rms_norm" => (2 * elems + n as u64) * es,
-                        _ => (4 * elems + n as u64) * es,
+                    let kind = match op {
+                        "softmax" => Op::Softmax,
+                        "rms_norm" => Op::RmsNorm,
+                        _ => Op::AddRmsNorm,
                     };
+                    let bytes = bytes_moved(kind, &[rows, n], dtype);
                     group.throughput(Throughput::Bytes(bytes));
                     let id = BenchmarkId::from_parameter(format!("{}/{rows}x{n}", dtype.name()));
                     group.bench_function(id, |b| {
@@ -158,7 +157,7 @@ fn lora_op(c: &mut Criterion) {
                     tensor(ctx, &[*m, *o], dtype, 4),
                     tensor(ctx, &[*m, *o], dtype, 5),
                 );
-                group.throughput(Throughput::Bytes((m * k + k * r + r * o + 2 * m * o) as u64 * dtype.size() as u64));
+                group.throughput(Throughput::Bytes(bytes_moved(Op::Lora, &[*m, *k, *r, *o], dtype)));
                 let args = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: None };
                 let id = BenchmarkId::from_parameter(format!("{}/{m}x{k}x{r}x{o}", dtype.name()));
                 group.bench_function(id, |bch| bch.iter_custom(|iters| gpu_time(&mut t, iters, &mut |p| lora::encode(ctx, p, &args))));

@@ -270,3 +270,28 @@ pub(crate) fn check_rows(ctx: &crate::Context, x: &crate::Tensor, op: &'static s
 pub(crate) fn groups_u32(groups: u64, op: &'static str) -> crate::Result<u32> {
     u32::try_from(groups).map_err(|_| crate::Error::TooLarge { op, what: "workgroup count", got: groups, limit: u32::MAX as u64 })
 }
+
+/// Bytes an op must move through device memory, each input read once and each output written
+/// once: the numerator of every GB/s figure. `shape` is `[rows, n]` for the row ops and
+/// `[rows, in, rank, out]` for LoRA (with a base); RMSNorm counts its weight.
+///
+/// ```
+/// use wgfuse::kernels::{bytes_moved, Op};
+/// assert_eq!(bytes_moved(Op::Softmax, &[4096, 4096], wgfuse::DType::F32), 2 * 4096 * 4096 * 4);
+/// assert_eq!(bytes_moved(Op::Lora, &[1, 8, 2, 8], wgfuse::DType::F16), (8 + 16 + 16 + 2 * 8) * 2);
+/// ```
+pub fn bytes_moved(op: Op, shape: &[usize], dtype: DType) -> u64 {
+    let dim = |i: usize| shape.get(i).copied().unwrap_or(0) as u64;
+    let (rows, n) = (dim(0), dim(1));
+    let elems = match op {
+        Op::Softmax | Op::Copy => 2 * rows * n,
+        Op::RmsNorm => 2 * rows * n + n,
+        Op::AddRmsNorm => 4 * rows * n + n,
+        Op::Lora => {
+            let (k_in, rank, out) = (dim(1), dim(2), dim(3));
+            rows * k_in + k_in * rank + rank * out + 2 * rows * out
+        }
+        Op::Unfused(_) => 0,
+    };
+    elems * dtype.size() as u64
+}

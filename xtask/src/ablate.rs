@@ -4,25 +4,12 @@
 
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use wgfuse::kernels::{lora, rms_norm, softmax};
 use wgfuse::timing::{median, Timer};
 use wgfuse::{Context, DType, Tensor};
 
-type Res<T> = Result<T, String>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-fn tensor(ctx: &Context, rng: &mut impl Rng, shape: &[usize], dtype: DType) -> Res<Tensor> {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    match dtype {
-        DType::F32 => ctx.tensor(&v, shape).map_err(err),
-        DType::F16 => ctx.tensor(&v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), shape).map_err(err),
-    }
-}
+use crate::util::{err, random as tensor, Res};
 
 fn time(timer: &mut Timer, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>) -> Res<f64> {
     timer.warm_up(Duration::from_millis(200), &mut f).map_err(err)?;

@@ -15,11 +15,7 @@ use wgfuse::kernels::{copy, lora, rms_norm, softmax, unfused};
 use wgfuse::timing::{median, Clock, Recorder, Timer};
 use wgfuse::{Backend, Context, ContextOptions, DType, Tensor};
 
-type Res<T> = Result<T, String>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
+use crate::util::{err, Res};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum OpName {
@@ -48,6 +44,14 @@ impl OpName {
         }
     }
     /// Numbers in a shape: rows x n, or rows x in x r x out.
+    fn op(self) -> wgfuse::kernels::Op {
+        match self {
+            OpName::Softmax => wgfuse::kernels::Op::Softmax,
+            OpName::RmsNorm => wgfuse::kernels::Op::RmsNorm,
+            OpName::AddRmsNorm => wgfuse::kernels::Op::AddRmsNorm,
+            OpName::Lora => wgfuse::kernels::Op::Lora,
+        }
+    }
     fn arity(self) -> usize {
         if self == OpName::Lora {
             4
@@ -217,18 +221,6 @@ fn make_inputs(ctx: &Context, op: OpName, s: &[usize], dtype: DType, seed: u64) 
         host.push(b);
     }
     Ok(Inputs { t, host })
-}
-
-/// Bytes the op must move: each input read once, each output written once.
-fn bytes_moved(op: OpName, s: &[usize], dtype: DType) -> u64 {
-    let e = dtype.size() as u64;
-    let n: u64 = match op {
-        OpName::Softmax => 2 * (s[0] * s[1]) as u64,
-        OpName::RmsNorm => 2 * (s[0] * s[1]) as u64 + s[1] as u64,
-        OpName::AddRmsNorm => 4 * (s[0] * s[1]) as u64 + s[1] as u64,
-        OpName::Lora => (s[0] * s[1] + s[1] * s[2] + s[2] * s[3] + 2 * s[0] * s[3]) as u64,
-    };
-    n * e
 }
 
 fn reference(op: OpName, s: &[usize], h: &[Vec<f64>]) -> Vec<Vec<f64>> {
@@ -452,7 +444,7 @@ pub fn run(args: &[String]) -> Res<()> {
         let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
         let cpu_what =
             if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
-        let bytes = bytes_moved(op, s, dtype);
+        let bytes = wgfuse::kernels::bytes_moved(op.op(), s, dtype);
         let shape = shape_str(s);
         // Every GPU candidate of the case, timed interleaved with the copy of the same bytes:
         // the copy and the kernels share clocks and neighbours, so their ratio is trustworthy.

@@ -14,6 +14,7 @@ mod ablate;
 mod compare;
 mod test;
 mod tune;
+mod util;
 
 use std::process::ExitCode;
 

@@ -5,25 +5,12 @@
 
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
-use wgfuse::kernels::{copy, lora, rms_norm, softmax, Kind, Variant};
+use rand::SeedableRng;
+use wgfuse::kernels::{bytes_moved, copy, lora, rms_norm, softmax, Kind, Op, Variant};
 use wgfuse::timing::{median, Timer};
-use wgfuse::{Context, DType, Tensor};
+use wgfuse::{Context, DType};
 
-type Res<T> = Result<T, String>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-fn tensor(ctx: &Context, rng: &mut impl Rng, shape: &[usize], dtype: DType) -> Res<Tensor> {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
-    match dtype {
-        DType::F32 => ctx.tensor(&v, shape).map_err(err),
-        DType::F16 => ctx.tensor(&v.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>(), shape).map_err(err),
-    }
-}
+use crate::util::{err, random as tensor, Res};
 
 fn time(timer: &mut Timer, warm: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>) -> Res<f64> {
     timer.warm_up(warm, &mut f).map_err(err)?;
@@ -90,7 +77,6 @@ pub fn run(args: &[String]) -> Res<()> {
         for &dtype in &dtypes {
             let list = if op == "lora" { &lora_shapes } else { &shapes };
             for s in list {
-                let es = dtype.size() as u64;
                 if op == "lora" {
                     let (m, k, r, o) = (s[0], s[1], s[2], s[3]);
                     let x = tensor(&ctx, &mut rng, &[m, k], dtype)?;
@@ -98,7 +84,7 @@ pub fn run(args: &[String]) -> Res<()> {
                     let b = tensor(&ctx, &mut rng, &[r, o], dtype)?;
                     let base = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
-                    let bytes = (m * k + k * r + r * o + 2 * m * o) as u64 * es;
+                    let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
                     for tm in [4u32, 8, 16] {
                         let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
@@ -139,12 +125,12 @@ pub fn run(args: &[String]) -> Res<()> {
                 let w = tensor(&ctx, &mut rng, &[n], dtype)?;
                 let y = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
                 let h = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
-                let elems = (rows * n) as u64;
-                let bytes = match op.as_str() {
-                    "softmax" => 2 * elems * es,
-                    "rms_norm" => (2 * elems + n as u64) * es,
-                    _ => (4 * elems + n as u64) * es,
+                let kind = match op.as_str() {
+                    "softmax" => Op::Softmax,
+                    "rms_norm" => Op::RmsNorm,
+                    _ => Op::AddRmsNorm,
                 };
+                let bytes = bytes_moved(kind, &[rows, n], dtype);
                 let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
                 let pick = wgfuse::kernels::row_variant(rows, n, max_wg);
                 for v in row_variants(n, max_wg) {
