@@ -74,5 +74,12 @@ pub fn run(_args: &[String]) -> Res<()> {
         same / 100.0,
         own / 100.0
     );
+    // The floor of one timed run: an empty pass, and a 16-byte copy, each after the L2 flush.
+    let empty = time(&mut timer, |_| Ok(()))?;
+    let (a, b) = (tensor(&ctx, &mut rng, &[4], DType::F32)?, tensor(&ctx, &mut rng, &[4], DType::F32)?);
+    let tiny = time(&mut timer, |p| wgfuse::kernels::copy::encode(&ctx, p, &a, &b))?;
+    let mut quiet = Timer::new(&ctx, 0).map_err(err)?;
+    let tiny_warm = time(&mut quiet, |p| wgfuse::kernels::copy::encode(&ctx, p, &a, &b))?;
+    println!("timing floor: empty pass {empty:.2} µs, 16-byte copy {tiny:.2} µs after the L2 flush, {tiny_warm:.2} µs without it");
     Ok(())
 }
