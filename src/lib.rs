@@ -20,7 +20,9 @@
 //!   [`ContextOptions::max_pending_ops`] ops wait. Outputs come from a buffer pool that reuses
 //!   freed buffers of the same size class.
 //! - **Low level:** `kernels::<op>::encode(&ctx, &mut pass, &args)` records into a compute
-//!   pass of the caller's own encoder and never submits or waits.
+//!   pass of the caller's own encoder and never submits or waits. Keep the tensors you pass
+//!   alive until that encoder is submitted: a dropped output goes back to the pool, and the
+//!   Context may hand its buffer to a later op that runs before your pass does.
 //!
 //! ## Dtypes
 //! `f32` and `f16` (`half::f16`) tensors; kernels accumulate in f32. f16 tensors need the

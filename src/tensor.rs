@@ -222,6 +222,25 @@ impl Context {
         })
     }
 
+    /// A buffer for a kernel's scratch in a caller's own pass: never taken from the pool nor
+    /// returned to it, since the caller may submit its pass after later pooled work (a pooled
+    /// buffer could then be rewritten by this pass after another op took it).
+    pub(crate) fn scratch(&self, shape: &[usize], dtype: DType, op: &'static str) -> Result<Tensor> {
+        let len = check_shape(shape, op)?;
+        let bytes = padded_bytes(len, dtype);
+        self.check_buffer_size(bytes, op)?;
+        let device = self.device();
+        let buffer = self.scoped(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgfuse scratch"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(Tensor { ctx: self.clone(), storage: Arc::new(Storage { buffer, pool: None }), offset: 0, shape: shape.to_vec(), dtype })
+    }
+
     /// Wraps an existing buffer (at `offset` bytes) as a tensor of `shape` and `dtype`, so the
     /// ops can run on an engine's own buffers. The buffer needs `STORAGE` usage (and
     /// `COPY_SRC` to read it back), `offset` must meet `min_storage_buffer_offset_alignment`,

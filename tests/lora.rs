@@ -160,3 +160,35 @@ fn lora_large_magnitudes() {
         assert_close(&download(&y), want.as_slice().unwrap(), rtol * peak, rtol, &what);
     }
 }
+
+#[test]
+fn low_level_split_form_does_not_lend_its_scratch_to_the_pool() {
+    // A caller records the split form into its own pass, keeps the pass unsubmitted, and runs
+    // simple-layer ops meanwhile; submitting the pass later must not rewrite their outputs.
+    use wgfuse::kernels::lora;
+    let ctx = ctx(false);
+    let (rows, k_in, rank, out) = (1usize, 2048usize, 16usize, 64usize);
+    let mut g = rng("scratch");
+    let (x, _) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], DType::F32);
+    let (a, _) = upload(&ctx, &random(&mut g, k_in * rank, 0.05), &[k_in, rank], DType::F32);
+    let (b, _) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], DType::F32);
+    let y = ctx.tensor(&vec![0.0f32; rows * out], &[rows, out]).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        let args = lora::Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: lora::Mode::Plain, variant: None };
+        lora::encode(&ctx, &mut pass, &args).unwrap();
+    }
+    // Simple-layer outputs of every size class the scratch could have been (16 KiB-ish).
+    let keep: Vec<_> = (1..64)
+        .map(|i| {
+            let t = ctx.tensor(&vec![1.0f32; 64 * i], &[i, 64]).unwrap();
+            let s = ctx.softmax(&t).unwrap();
+            (s.to_vec::<f32>().unwrap(), s)
+        })
+        .collect();
+    ctx.queue().submit([enc.finish()]);
+    for (before, t) in &keep {
+        assert_eq!(&t.to_vec::<f32>().unwrap(), before, "a simple-layer output changed");
+    }
+}

@@ -137,7 +137,7 @@ fn dims(t: &Tensor) -> (usize, usize) {
     (t.rows(), t.last_dim())
 }
 
-fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
+fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     let dtype = a.y.dtype();
     for t in [Some(a.x), Some(a.a), Some(a.b), a.base, Some(a.y)].into_iter().flatten() {
         ctx.check_same(t, OP)?;
@@ -214,8 +214,12 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<Plan> {
     } else {
         vec![(key(Kind::Down), tiles * slices), (key(Kind::Up), tiles * col_blocks)]
     };
-    let scratch =
-        if slices == 1 { None } else { Some(ctx.output(&[(tiles * slices) as usize * v.chunks as usize * rank], DType::F32, OP)?) };
+    let scratch_shape = [(tiles * slices) as usize * v.chunks as usize * rank];
+    let scratch = match (slices, pooled) {
+        (1, _) => None,
+        (_, true) => Some(ctx.output(&scratch_shape, DType::F32, OP)?),
+        (_, false) => Some(ctx.scratch(&scratch_shape, DType::F32, OP)?),
+    };
     Ok(Plan { steps, params, scratch })
 }
 
@@ -250,8 +254,10 @@ fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>) -> Bindings<'a> {
     b
 }
 
-fn run(ctx: &Context, a: &Args<'_>, mut go: impl FnMut(&Dispatch<'_>) -> Result<()>) -> Result<()> {
-    let plan = plan(ctx, a)?;
+/// `pooled`: whether the split form's scratch may come from (and go back to) the pool: only for
+/// the Context's own pending pass, which is ordered with every other pooled use.
+fn run(ctx: &Context, a: &Args<'_>, pooled: bool, mut go: impl FnMut(&Dispatch<'_>) -> Result<()>) -> Result<()> {
+    let plan = plan(ctx, a, pooled)?;
     let bindings = bindings(a, plan.scratch.as_ref());
     for (key, groups) in &plan.steps {
         go(&Dispatch { key: *key, bindings: &bindings, params: plan.params, workgroups: groups_u32(*groups, OP)? })?;
@@ -279,11 +285,11 @@ fn run(ctx: &Context, a: &Args<'_>, mut go: impl FnMut(&Dispatch<'_>) -> Result<
 /// # Ok(()) }
 /// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
-    run(ctx, a, |d| ctx.encode(pass, d))
+    run(ctx, a, false, |d| ctx.encode(pass, d))
 }
 
 fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
-    run(ctx, a, |d| ctx.record(d))
+    run(ctx, a, true, |d| ctx.record(d))
 }
 
 fn out_shape(x: &Tensor, out: usize) -> Vec<usize> {
