@@ -904,8 +904,8 @@ impl Context {
         f(enc)
     }
 
-    /// Copies `size` bytes at `offset` of `buffer` to the host, after every pending op.
-    pub(crate) fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+    /// Reads `size` bytes at `offset` of `buffer` back as elements, after every pending op.
+    pub(crate) fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<T>> {
         self.check_alive()?;
         let padded = size.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(4);
         let device = &self.inner.device;
@@ -937,7 +937,13 @@ impl Context {
             Err(e) => return Err(Error::Readback(e.to_string())),
         }
         let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Readback(format!("{e:?}")))?;
-        let out = view[..size as usize].to_vec();
+        // One copy, from the mapped range into the result (mapped ranges are aligned for any
+        // element type here; the fallback only guards against a misaligned one).
+        let bytes = &view[..size as usize];
+        let out = match bytemuck::try_cast_slice::<u8, T>(bytes) {
+            Ok(elems) => elems.to_vec(),
+            Err(_) => bytemuck::pod_collect_to_vec(bytes),
+        };
         drop(view);
         staging.unmap();
         Ok(out)

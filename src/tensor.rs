@@ -166,19 +166,25 @@ impl Context {
         self.check_alive()?;
         let bytes = padded_bytes(len, T::DTYPE);
         self.check_buffer_size(bytes, op)?;
-        let mut contents = Vec::with_capacity(bytes as usize);
-        contents.extend_from_slice(bytemuck::cast_slice(data));
-        contents.resize(bytes as usize, 0);
         let device = self.device();
-        // A fresh buffer filled at creation: never one from the pool, which a pending op may
-        // still read (a queue write would land before that op runs).
+        // A fresh buffer filled at creation (the data is copied once, straight into the mapped
+        // buffer): never one from the pool, which a pending op may still read (a queue write
+        // would land before that op runs).
         let buffer = self.scoped(|| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgfuse tensor"),
-                contents: &contents,
+                size: bytes,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: true,
             })
         })?;
+        {
+            let src: &[u8] = bytemuck::cast_slice(data);
+            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| Error::Validation(format!("{e:?}")))?;
+            view.slice(..src.len()).copy_from_slice(src);
+            view.slice(src.len()..).fill(0);
+        }
+        buffer.unmap();
         Ok(Tensor {
             ctx: self.clone(),
             storage: Arc::new(Storage { buffer, pool: None }),
@@ -430,8 +436,7 @@ impl Tensor {
         if T::DTYPE != self.dtype {
             return Err(Error::DTypeMismatch { op: "to_vec", expected: self.dtype, got: T::DTYPE });
         }
-        let bytes = self.ctx.read_bytes(&self.storage.buffer, self.offset, self.byte_len())?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        self.ctx.read(&self.storage.buffer, self.offset, self.byte_len())
     }
 
     /// Reads the tensor back as an `ndarray` of its shape.
