@@ -73,11 +73,7 @@ fn row_ops(c: &mut Criterion) {
                         tensor(ctx, &[rows, n], dtype, 4),
                         tensor(ctx, &[rows, n], dtype, 5),
                     );
-                    let kind = match op {
-                        "softmax" => Op::Softmax,
-                        "rms_norm" => Op::RmsNorm,
-                        _ => Op::AddRmsNorm,
-                    };
+                    let kind = Op::from_name(op).expect("a row op of this bench");
                     let bytes = bytes_moved(kind, &[rows, n], dtype);
                     group.throughput(Throughput::Bytes(bytes));
                     let id = BenchmarkId::from_parameter(format!("{}/{rows}x{n}", dtype.name()));

@@ -52,6 +52,19 @@ impl Op {
             Op::Copy => "copy",
         }
     }
+    /// The op named `name` (`softmax`, `rms_norm`, `add_rms_norm`, `lora`, `copy`), if any.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::Op;
+    /// assert_eq!(Op::from_name("add_rms_norm"), Some(Op::AddRmsNorm));
+    /// assert_eq!(Op::from_name("gelu"), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_name(name: &str) -> Option<Op> {
+        [Op::Softmax, Op::RmsNorm, Op::AddRmsNorm, Op::Lora, Op::Copy].into_iter().find(|op| op.name() == name)
+    }
+
     /// The shader file it lives in.
     ///
     /// ```

@@ -125,11 +125,7 @@ pub fn run(args: &[String]) -> Res<()> {
                 let w = tensor(&ctx, &mut rng, &[n], dtype)?;
                 let y = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
                 let h = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
-                let kind = match op.as_str() {
-                    "softmax" => Op::Softmax,
-                    "rms_norm" => Op::RmsNorm,
-                    _ => Op::AddRmsNorm,
-                };
+                let kind = Op::from_name(op.as_str()).ok_or(format!("unknown op {op}"))?;
                 let bytes = bytes_moved(kind, &[rows, n], dtype);
                 let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
                 let pick = wgfuse::kernels::row_variant(rows, n, max_wg);
