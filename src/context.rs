@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::kernels::{Op, PipelineKey};
-use crate::shaders::{Language, Shader};
+use crate::shaders::{Language, ModuleKey};
 use crate::tensor::{DType, Tensor};
 
 /// Which implementation of the kernels a Context runs.
@@ -253,7 +253,7 @@ pub(crate) struct Inner {
     pub queue: wgpu::Queue,
     pub info: Info,
     pub options: ContextOptions,
-    modules: RwLock<HashMap<(Shader, Language), Arc<wgpu::ShaderModule>>>,
+    modules: RwLock<HashMap<ModuleKey, Arc<wgpu::ShaderModule>>>,
     pipelines: RwLock<HashMap<PipelineKey, Arc<Pipeline>>>,
     layouts: Mutex<HashMap<LayoutSig, Layouts>>,
     bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
@@ -665,18 +665,17 @@ impl Context {
         Ok(out)
     }
 
-    fn module(&self, shader: Shader, lang: Language) -> Result<Arc<wgpu::ShaderModule>> {
-        if let Some(m) = self.inner.modules.read().get(&(shader, lang)) {
+    fn module(&self, key: ModuleKey) -> Result<Arc<wgpu::ShaderModule>> {
+        if let Some(m) = self.inner.modules.read().get(&key) {
             return Ok(m.clone());
         }
         let mut modules = self.inner.modules.write();
-        if let Some(m) = modules.get(&(shader, lang)) {
+        if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
-        let module =
-            self.scoped(|| crate::shaders::create_module(&self.inner.device, shader, lang, self.inner.options.shader_checks))??;
+        let module = self.scoped(|| crate::shaders::create_module(&self.inner.device, key, self.inner.options.shader_checks))??;
         let module = Arc::new(module);
-        modules.insert((shader, lang), module.clone());
+        modules.insert(key, module.clone());
         Ok(module)
     }
 
@@ -735,9 +734,20 @@ impl Context {
             });
         }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
-        let module = self.module(key.op.shader(), lang)?;
-        let (bgl, pl) = self.layouts(&sig)?;
         let entry = key.entry_point();
+        // A SPIR-V module holds one kernel (entry `main`); WGSL and MSL modules hold the file.
+        let (unit, entry_name) = match lang {
+            Language::SpirV => {
+                let k = crate::shaders::native_kernel(&entry).ok_or_else(|| Error::BackendUnavailable {
+                    requested: format!("native {entry}"),
+                    why: "no native kernel of this op, dtype and variant; use Backend::Wgsl".into(),
+                })?;
+                (k.name, "main")
+            }
+            Language::Wgsl | Language::Msl => ("", entry.as_str()),
+        };
+        let module = self.module(ModuleKey { shader: key.op.shader(), lang, unit })?;
+        let (bgl, pl) = self.layouts(&sig)?;
         let constants = key.variant.constants();
         let consts: Vec<(&str, f64)> = if lang == Language::Wgsl { constants.to_vec() } else { Vec::new() };
         let device = &self.inner.device;
@@ -746,7 +756,7 @@ impl Context {
                 label: Some(&entry),
                 layout: Some(&pl),
                 module: &module,
-                entry_point: Some(&entry),
+                entry_point: Some(entry_name),
                 compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, zero_initialize_workgroup_memory: false },
                 cache: None,
             })

@@ -91,6 +91,96 @@ impl Shader {
     }
 }
 
+/// One hand-written native kernel: its name (the MSL entry point and the `.spv` file stem),
+/// the GLSL file it is compiled from, the macros that specialise it and its workgroup size.
+///
+/// Passthrough SPIR-V takes no pipeline constants, so every variant is its own `.spv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let k = wgfuse::shaders::NATIVE_KERNELS.iter().find(|k| k.name == "softmax_f16_loop").unwrap();
+/// assert_eq!((k.glsl, k.workgroup), ("softmax", 256));
+/// assert!(k.defines.contains(&"F16"));
+/// # Ok(()) }
+/// ```
+pub struct NativeKernel {
+    /// Entry point (MSL) and file stem (`shaders/spirv/<name>.spv`).
+    pub name: &'static str,
+    /// Shader family.
+    pub shader: Shader,
+    /// GLSL source stem (`shaders/glsl/<glsl>.comp`).
+    pub glsl: &'static str,
+    /// Preprocessor macros, `NAME` or `NAME=value`.
+    pub defines: &'static [&'static str],
+    /// Threads per workgroup.
+    pub workgroup: u32,
+}
+
+macro_rules! native_kernels {
+    ($($name:literal: $shader:ident $glsl:literal $wg:literal [$($def:literal),*];)*) => {
+        /// Every native kernel (the table `cargo xtask shaders` compiles and the native backend
+        /// loads).
+        pub const NATIVE_KERNELS: &[NativeKernel] = &[
+            $(NativeKernel { name: $name, shader: Shader::$shader, glsl: $glsl, defines: &[$($def),*], workgroup: $wg }),*
+        ];
+
+        /// The committed SPIR-V of native kernel `name`.
+        #[cfg(feature = "spirv")]
+        pub fn spirv(name: &str) -> Option<&'static [u8]> {
+            match name {
+                $($name => Some(include_bytes!(concat!("../shaders/spirv/", $name, ".spv"))),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+native_kernels! {
+    "softmax_f32_sub": Softmax "softmax" 256 ["WG=256", "KMAX=8", "SUB"];
+    "softmax_f32_row256": Softmax "softmax" 256 ["WG=256", "KMAX=8"];
+    "softmax_f32_row1024": Softmax "softmax" 1024 ["WG=1024", "KMAX=8"];
+    "softmax_f32_loop": Softmax "softmax" 256 ["WG=256", "LOOP"];
+    "softmax_f16_sub": Softmax "softmax" 256 ["WG=256", "KMAX=8", "SUB", "F16"];
+    "softmax_f16_row256": Softmax "softmax" 256 ["WG=256", "KMAX=8", "F16"];
+    "softmax_f16_row1024": Softmax "softmax" 1024 ["WG=1024", "KMAX=8", "F16"];
+    "softmax_f16_loop": Softmax "softmax" 256 ["WG=256", "LOOP", "F16"];
+    "rms_norm_f32_sub": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "SUB"];
+    "rms_norm_f32_row256": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8"];
+    "rms_norm_f32_row1024": RmsNorm "rms_norm" 1024 ["WG=1024", "KMAX=8"];
+    "rms_norm_f32_loop": RmsNorm "rms_norm" 256 ["WG=256", "LOOP"];
+    "rms_norm_f16_sub": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "SUB", "F16"];
+    "rms_norm_f16_row256": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "F16"];
+    "rms_norm_f16_row1024": RmsNorm "rms_norm" 1024 ["WG=1024", "KMAX=8", "F16"];
+    "rms_norm_f16_loop": RmsNorm "rms_norm" 256 ["WG=256", "LOOP", "F16"];
+    "add_rms_norm_f32_sub": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "SUB", "ADD"];
+    "add_rms_norm_f32_row256": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "ADD"];
+    "add_rms_norm_f32_row1024": RmsNorm "rms_norm" 1024 ["WG=1024", "KMAX=8", "ADD"];
+    "add_rms_norm_f32_loop": RmsNorm "rms_norm" 256 ["WG=256", "LOOP", "ADD"];
+    "add_rms_norm_f16_sub": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "SUB", "ADD", "F16"];
+    "add_rms_norm_f16_row256": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=8", "ADD", "F16"];
+    "add_rms_norm_f16_row1024": RmsNorm "rms_norm" 1024 ["WG=1024", "KMAX=8", "ADD", "F16"];
+    "add_rms_norm_f16_loop": RmsNorm "rms_norm" 256 ["WG=256", "LOOP", "ADD", "F16"];
+    "lora_f32": Lora "lora" 256 [];
+    "lora_f16": Lora "lora" 256 ["F16"];
+}
+
+/// The native kernel named `name`.
+pub(crate) fn native_kernel(name: &str) -> Option<&'static NativeKernel> {
+    NATIVE_KERNELS.iter().find(|k| k.name == name)
+}
+
+/// The MSL source of `shader` (one `.metal` file per op family).
+#[cfg(feature = "msl")]
+pub fn msl(shader: Shader) -> Option<&'static str> {
+    match shader {
+        Shader::Softmax => Some(concat!(include_str!("../shaders/msl/rows.h.metal"), include_str!("../shaders/msl/softmax.metal"))),
+        Shader::RmsNorm => Some(concat!(include_str!("../shaders/msl/rows.h.metal"), include_str!("../shaders/msl/rms_norm.metal"))),
+        Shader::Lora => Some(include_str!("../shaders/msl/lora.metal")),
+        Shader::Unfused | Shader::Copy => None,
+    }
+}
+
 /// The language the kernels of `backend` are written in on this adapter, or why none can run.
 pub(crate) fn language(info: &Info, backend: Backend) -> Result<Language> {
     match backend {
@@ -108,17 +198,11 @@ pub(crate) fn native_language(info: &Info) -> Result<Language> {
         return unavailable(format!("the device lacks PASSTHROUGH_SHADERS; use Backend::Wgsl on {}", info.adapter.name));
     }
     match api {
-        // The `spirv` and `msl` features reserve the native backends; their kernels are not
-        // written yet, so asking for them says so at once rather than op by op.
-        wgpu::Backend::Vulkan if cfg!(feature = "spirv") => {
-            unavailable("the hand-written SPIR-V kernels are not part of this version yet; use Backend::Wgsl".into())
-        }
+        wgpu::Backend::Vulkan if cfg!(feature = "spirv") => Ok(Language::SpirV),
         wgpu::Backend::Vulkan => {
             unavailable("this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl".into())
         }
-        wgpu::Backend::Metal if cfg!(feature = "msl") => {
-            unavailable("the hand-written MSL kernels are not part of this version yet; use Backend::Wgsl".into())
-        }
+        wgpu::Backend::Metal if cfg!(feature = "msl") => Ok(Language::Msl),
         wgpu::Backend::Metal => {
             unavailable("this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl".into())
         }
@@ -128,9 +212,19 @@ pub(crate) fn native_language(info: &Info) -> Result<Language> {
     }
 }
 
-/// Creates the module of `shader` in `lang`.
-pub(crate) fn create_module(device: &wgpu::Device, shader: Shader, lang: Language, checks: bool) -> Result<wgpu::ShaderModule> {
-    match lang {
+/// What one shader module holds: a WGSL or MSL file (every entry point of `shader`), or one
+/// SPIR-V kernel (`unit`: its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ModuleKey {
+    pub shader: Shader,
+    pub lang: Language,
+    pub unit: &'static str,
+}
+
+/// Creates the module `key` names.
+pub(crate) fn create_module(device: &wgpu::Device, key: ModuleKey, checks: bool) -> Result<wgpu::ShaderModule> {
+    let shader = key.shader;
+    match key.lang {
         Language::Wgsl => {
             let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name()), source: wgpu::ShaderSource::Wgsl(shader.wgsl().into()) };
             let checks = if checks { wgpu::ShaderRuntimeChecks::checked() } else { wgpu::ShaderRuntimeChecks::unchecked() };
@@ -139,8 +233,57 @@ pub(crate) fn create_module(device: &wgpu::Device, shader: Shader, lang: Languag
             // the shaders never index out of bounds; `shader_checks: true` restores the checks.
             Ok(unsafe { device.create_shader_module_trusted(desc, checks) })
         }
-        Language::Msl | Language::SpirV => {
-            Err(Error::BackendUnavailable { requested: format!("{lang:?}"), why: "native kernels are not part of this build".into() })
-        }
+        Language::SpirV => create_spirv(device, key),
+        Language::Msl => create_msl(device, key),
     }
+}
+
+fn missing(key: ModuleKey, why: &str) -> Error {
+    Error::BackendUnavailable { requested: format!("{:?} kernel {} ({})", key.lang, key.unit, key.shader.name()), why: why.into() }
+}
+
+#[cfg(feature = "spirv")]
+fn create_spirv(device: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
+    let bytes = spirv(key.unit).ok_or_else(|| missing(key, "no such native kernel; use Backend::Wgsl"))?;
+    let entry = [wgpu::PassthroughShaderEntryPoint { name: "main".into(), workgroup_size: (0, 0, 0) }];
+    let desc = wgpu::ShaderModuleDescriptorPassthrough {
+        label: Some(key.unit),
+        entry_points: entry.as_slice().into(),
+        spirv: Some(wgpu::util::make_spirv_raw(bytes)),
+        ..Default::default()
+    };
+    // SAFETY: the SPIR-V is compiled from shaders/glsl by `cargo xtask shaders` (checked in CI);
+    // its bindings, push-constant block and workgroup size match the layouts made in
+    // context.rs, and the host validates every size the kernels index with.
+    Ok(unsafe { device.create_shader_module_passthrough(desc) })
+}
+
+#[cfg(not(feature = "spirv"))]
+fn create_spirv(_: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
+    Err(missing(key, "this build lacks the `spirv` cargo feature; rebuild with --features spirv, or use Backend::Wgsl"))
+}
+
+#[cfg(feature = "msl")]
+fn create_msl(device: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
+    let source = msl(key.shader).ok_or_else(|| missing(key, "no MSL file for this shader; use Backend::Wgsl"))?;
+    let entries: Vec<wgpu::PassthroughShaderEntryPoint> = NATIVE_KERNELS
+        .iter()
+        .filter(|k| k.shader == key.shader)
+        .map(|k| wgpu::PassthroughShaderEntryPoint { name: k.name.into(), workgroup_size: (k.workgroup, 1, 1) })
+        .collect();
+    let desc = wgpu::ShaderModuleDescriptorPassthrough {
+        label: Some(key.shader.name()),
+        entry_points: entries.into(),
+        msl: Some(source.into()),
+        ..Default::default()
+    };
+    // SAFETY: the MSL kernels take their buffers at the indices wgpu's Metal backend assigns to
+    // our explicit layouts (immediates at buffer 0, bindings from 1 in order) and are checked by
+    // `cargo xtask check-msl`; the host validates every size the kernels index with.
+    Ok(unsafe { device.create_shader_module_passthrough(desc) })
+}
+
+#[cfg(not(feature = "msl"))]
+fn create_msl(_: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderModule> {
+    Err(missing(key, "this build lacks the `msl` cargo feature; rebuild with --features msl, or use Backend::Wgsl"))
 }

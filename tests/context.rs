@@ -304,10 +304,19 @@ fn eight_threads_share_one_context_correctly() {
 }
 
 #[test]
-fn native_backend_where_it_cannot_run_is_a_typed_error() {
+fn native_backend_runs_where_it_can_and_says_what_would_work_elsewhere() {
+    let api = ctx(false).info().adapter.backend;
+    let can = (api == wgpu::Backend::Vulkan && cfg!(feature = "spirv")) || (api == wgpu::Backend::Metal && cfg!(feature = "msl"));
     let r = Context::with_options(ContextOptions { backend: wgfuse::Backend::Native, ..ContextOptions::default() });
     match r {
-        Err(Error::BackendUnavailable { why, .. }) => assert!(why.contains("Backend::Wgsl"), "{why}"),
-        other => panic!("expected BackendUnavailable, got {other:?}"),
+        Ok(c) => {
+            assert!(can, "Native accepted on {api:?} without its feature");
+            assert_eq!(c.backend(), wgfuse::Backend::Native);
+        }
+        Err(Error::BackendUnavailable { why, .. }) => {
+            assert!(!can, "Native refused on {api:?}: {why}");
+            assert!(why.contains("Backend::Wgsl"), "{why}");
+        }
+        Err(other) => panic!("expected BackendUnavailable, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::context::{Bindings, Context, Dispatch};
+use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
 use crate::kernels::{groups_u32, slot, Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
@@ -189,13 +189,17 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
             return Err(Error::TooLarge { op: OP, what: "element count", got: t.len() as u64, limit: (u32::MAX / 2) as u64 });
         }
     }
-    let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out));
-    v.mode = match a.mode {
+    let mode = match a.mode {
         Mode::Plain => 0,
         Mode::Base => 1,
         Mode::InPlace => 2,
         Mode::Merge => 3,
     };
+    if ctx.backend() == Backend::Native {
+        return native_plan(a, [rows, k_in, rank, out], mode, dtype);
+    }
+    let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out));
+    v.mode = mode;
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
     }
@@ -223,6 +227,35 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     Ok(Plan { steps, params, scratch })
 }
 
+/// The native kernel's plan: tiles of `tm` rows (16 from 2048 rows, 4 from 64, else the rows
+/// rounded up to a power of two), column blocks so that about 256 workgroups run when row
+/// tiles are few (each block recomputes its rows' `x·A`, a few µs at most), one dispatch.
+/// A forced variant sets `tm` through `chunks` (1..=16) and the column blocks through `threads`.
+fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dtype: DType) -> Result<Plan> {
+    let tm = match a.variant {
+        Some(v) => v.chunks as usize,
+        None if rows >= 2048 => 16,
+        None if rows >= 64 => 4,
+        None => rows.next_power_of_two().clamp(1, 4),
+    };
+    if !(1..=16).contains(&tm) {
+        return Err(Error::InvalidArgument { op: OP, what: format!("native variant: rows per tile (chunks) must be 1..=16, got {tm}") });
+    }
+    let tiles = tiles_of(rows, tm as u32);
+    let chunks = out.div_ceil(4) as u64;
+    let col_blocks = match a.variant {
+        Some(v) if v.threads > 0 => (v.threads as u64).min(chunks),
+        _ => 256u64.div_ceil(tiles).clamp(1, chunks.div_ceil(64).max(1)),
+    };
+    let per_block = chunks.div_ceil(col_blocks);
+    let col_blocks = chunks.div_ceil(per_block);
+    let v = Variant { kind: Kind::Plain, wg: WG, threads: col_blocks as u32, chunks: tm as u32, mode };
+    log::debug!("wgfuse: native lora rows {rows} in {k_in} r {rank} out {out} {dtype:?}: tm {tm}, {col_blocks} column blocks");
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), tm as u32, per_block as u32, mode];
+    let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: Backend::Native };
+    Ok(Plan { steps: vec![(key, tiles * col_blocks)], params, scratch: None })
+}
+
 /// What a LoRA call records: one dispatch, or the two of the split form with their scratch.
 struct Plan {
     steps: Vec<(PipelineKey, u64)>,
@@ -235,10 +268,19 @@ fn split_slices(k_in: usize) -> u64 {
     (k_in as u64 / 256).clamp(2, 64)
 }
 
-fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>) -> Bindings<'a> {
+fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>, backend: Backend) -> Bindings<'a> {
     // Inputs a mode does not use alias x (read-only, so no conflict with the output).
     let x = if a.mode == Mode::Merge { a.a } else { a.x };
     let base = a.base.unwrap_or(x);
+    if backend == Backend::Native {
+        return smallvec::smallvec![
+            x.binding(0, false),
+            a.a.binding(1, false),
+            a.b.binding(2, false),
+            base.binding(3, false),
+            a.y.binding(4, true)
+        ];
+    }
     let mut b = Bindings::new();
     for d in [DType::F32, DType::F16] {
         b.push(x.binding(slot(d, 0), false));
@@ -258,7 +300,7 @@ fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>) -> Bindings<'a> {
 /// the Context's own pending pass, which is ordered with every other pooled use.
 fn run(ctx: &Context, a: &Args<'_>, pooled: bool, mut go: impl FnMut(&Dispatch<'_>) -> Result<()>) -> Result<()> {
     let plan = plan(ctx, a, pooled)?;
-    let bindings = bindings(a, plan.scratch.as_ref());
+    let bindings = bindings(a, plan.scratch.as_ref(), ctx.backend());
     for (key, groups) in &plan.steps {
         go(&Dispatch { key: *key, bindings: &bindings, params: plan.params, workgroups: groups_u32(*groups, OP)? })?;
     }

@@ -208,11 +208,115 @@ impl PipelineKey {
     /// # Ok(()) }
     /// ```
     pub fn entry_point(&self) -> String {
+        if self.backend == Backend::Native {
+            return self.native_entry_point();
+        }
         match self.variant.kind.suffix() {
             Some(s) => format!("{}_{}_{}", self.op.name(), self.dtype.name(), s),
             None => format!("{}_{}", self.op.name(), self.dtype.name()),
         }
     }
+}
+
+impl PipelineKey {
+    /// The native kernel's name (MSL entry point, `.spv` stem): `<op>_<dtype>_<form>` with the
+    /// form `sub` (a row per subgroup), `row256` / `row1024` (a row per workgroup, in registers)
+    /// or `loop`; LoRA has one native kernel per dtype.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::{native_row_variant, Op, PipelineKey};
+    /// let key = PipelineKey { op: Op::Softmax, variant: native_row_variant(4096, 4096, 32, 1024), dtype: wgfuse::DType::F32, backend: wgfuse::Backend::Native };
+    /// assert_eq!(key.entry_point(), "softmax_f32_row256");
+    /// # Ok(()) }
+    /// ```
+    fn native_entry_point(&self) -> String {
+        let (op, d, v) = (self.op.name(), self.dtype.name(), &self.variant);
+        match (self.op, v.kind) {
+            (Op::Lora, _) => format!("lora_{d}"),
+            (_, Kind::Online) => format!("{op}_{d}_loop"),
+            (_, Kind::Reg) if v.threads == 0 => format!("{op}_{d}_sub"),
+            (_, Kind::Reg) => format!("{op}_{d}_row{}", v.wg),
+            (_, _) => format!("{op}_{d}_{}", v.describe().replace(' ', "_")),
+        }
+    }
+}
+
+/// 4-element chunks a thread of a native register kernel holds (`KMAX` in shaders/glsl).
+pub const NATIVE_KMAX: u32 = 8;
+
+/// The variant of a native row kernel for `rows` rows of `n` elements on a device whose
+/// smallest subgroup is `min_subgroup` threads:
+/// - `sub` (`threads: 0`): a row per subgroup, when a row fits in a subgroup's registers and
+///   there are rows enough to fill ~256 workgroups (or the row is a chunk per lane at most);
+/// - `row256` / `row1024`: a row per workgroup held in registers (up to 8 chunks a thread);
+/// - `loop` (`Kind::Online`): longer rows, read twice.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{native_row_variant, Kind};
+/// assert_eq!(native_row_variant(16384, 1024, 32, 1024).threads, 0); // sub
+/// assert_eq!(native_row_variant(4096, 32000, 32, 1024).wg, 1024);
+/// assert_eq!(native_row_variant(4, 50257, 32, 1024).kind, Kind::Online);
+/// # Ok(()) }
+/// ```
+pub fn native_row_variant(rows: usize, n: usize, min_subgroup: u32, max_invocations: u32) -> Variant {
+    let chunks = n.div_ceil(4) as u64;
+    let sg = min_subgroup.max(1) as u64;
+    let k = NATIVE_KMAX as u64;
+    let rows_per_group = (256 / sg).max(1);
+    let reg = |wg: u32| Variant { kind: Kind::Reg, wg, threads: wg, chunks: NATIVE_KMAX, mode: 0 };
+    if chunks <= k * sg && (chunks <= sg || (rows as u64).div_ceil(rows_per_group) >= 256) {
+        Variant { threads: 0, ..reg(256) }
+    } else if chunks <= 256 * k {
+        reg(256)
+    } else if chunks <= 1024 * k && max_invocations >= 1024 {
+        reg(1024)
+    } else {
+        Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }
+    }
+}
+
+/// A native row kernel's plan: its variant (chosen, or a forced one checked), its immediates
+/// (`rows, n, eps, rows per workgroup, aligned, weight`) and workgroup count.
+pub(crate) fn native_row_plan(
+    ctx: &crate::Context,
+    rows: usize,
+    n: usize,
+    forced: Option<Variant>,
+    op: &'static str,
+) -> crate::Result<(Variant, [u32; 8], u64)> {
+    let info = ctx.info();
+    let (min_sg, max_inv) = (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup);
+    let chunks = n.div_ceil(4) as u64;
+    let v = match forced {
+        None => native_row_variant(rows, n, min_sg, max_inv),
+        Some(v) => {
+            let k = NATIVE_KMAX as u64;
+            let ok = match v.kind {
+                Kind::Online => true,
+                Kind::Reg if v.threads == 0 => chunks <= k * min_sg as u64,
+                Kind::Reg => (v.wg == 256 || (v.wg == 1024 && max_inv >= 1024)) && v.threads == v.wg && chunks <= k * v.wg as u64,
+                _ => false,
+            };
+            if !ok {
+                return Err(crate::Error::InvalidArgument {
+                    op,
+                    what: format!(
+                        "native variant {v:?} for rows of {n}: native row kernels are a row per subgroup (Reg, threads 0), \
+                         a row per workgroup of 256 or 1024 (Reg, threads = wg) holding up to {NATIVE_KMAX} chunks a thread, or Online"
+                    ),
+                });
+            }
+            match v.kind {
+                Kind::Online => Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: v.mode },
+                _ => Variant { chunks: NATIVE_KMAX, wg: if v.threads == 0 { 256 } else { v.wg }, ..v },
+            }
+        }
+    };
+    let rpg = if v.kind == Kind::Reg && v.threads == 0 { (256 / min_sg).max(1) } else { 1 };
+    let params = [rows as u32, n as u32, 0, rpg, u32::from(n % 4 == 0), 0, 0, 0];
+    Ok((v, params, (rows as u64).div_ceil(rpg as u64)))
 }
 
 /// The slots a row kernel's tensors bind to: f32 and f16 entry points use different slots

@@ -7,9 +7,9 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use crate::context::{Bindings, Context, Dispatch};
+use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{groups_u32, row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::kernels::{groups_u32, native_row_plan, row_groups, row_variant, slot, Op, PipelineKey, Variant};
 use crate::tensor::Tensor;
 
 const OP: &str = "rms_norm";
@@ -71,19 +71,38 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Err(Error::InvalidArgument { op, what: format!("eps must be finite and >= 0, got {}", a.eps) });
     }
     crate::kernels::check_rows(ctx, a.x, op)?;
+    let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
+    if ctx.backend() == Backend::Native {
+        let (mut variant, mut params, groups) = native_row_plan(ctx, a.x.rows(), n, a.variant, op)?;
+        variant.mode = u32::from(a.weight.is_some());
+        params[2] = a.eps.to_bits();
+        params[5] = variant.mode;
+        return Ok((PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: Backend::Native }, params, groups));
+    }
     let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     variant.mode = u32::from(a.weight.is_some());
-    let kind = if a.residual.is_some() { Op::AddRmsNorm } else { Op::RmsNorm };
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }
 
-fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
+fn bindings<'a>(a: &Args<'a>, backend: Backend) -> Bindings<'a> {
     let w = a.weight.unwrap_or(a.x);
     let r = a.residual.unwrap_or(a.x);
     let h = a.h.unwrap_or(a.y);
+    if backend == Backend::Native {
+        return match a.residual {
+            Some(_) => smallvec::smallvec![
+                a.x.binding(0, false),
+                w.binding(1, false),
+                r.binding(2, false),
+                a.y.binding(3, true),
+                h.binding(4, true)
+            ],
+            None => smallvec::smallvec![a.x.binding(0, false), w.binding(1, false), a.y.binding(2, true)],
+        };
+    }
     let mut b = Bindings::new();
     // Both dtypes' slots: the helpers of every entry point refer to both sets.
     for d in [crate::DType::F32, crate::DType::F16] {
@@ -118,12 +137,12 @@ fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
 /// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
     let (key, params, groups) = plan(ctx, a)?;
-    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a, ctx.backend()), params, workgroups: groups_u32(groups, OP)? })
 }
 
 fn record(ctx: &Context, a: &Args<'_>) -> Result<()> {
     let (key, params, groups) = plan(ctx, a)?;
-    ctx.record(&Dispatch { key, bindings: &bindings(a), params, workgroups: groups_u32(groups, OP)? })
+    ctx.record(&Dispatch { key, bindings: &bindings(a, ctx.backend()), params, workgroups: groups_u32(groups, OP)? })
 }
 
 impl Context {

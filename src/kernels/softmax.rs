@@ -7,9 +7,9 @@
 
 use ndarray::{ArrayD, ArrayViewD, Axis};
 
-use crate::context::{Bindings, Context, Dispatch};
+use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::kernels::{native_row_plan, row_groups, row_variant, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "softmax";
@@ -50,6 +50,10 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     }
     crate::kernels::check_rows(ctx, a.x, OP)?;
     let n = a.x.last_dim();
+    if ctx.backend() == Backend::Native {
+        let (variant, params, groups) = native_row_plan(ctx, a.x.rows(), n, a.variant, OP)?;
+        return Ok((PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: Backend::Native }, params, groups));
+    }
     let variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
@@ -57,7 +61,10 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }
 
-fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
+fn bindings<'a>(a: &Args<'a>, backend: Backend) -> Bindings<'a> {
+    if backend == Backend::Native {
+        return smallvec::smallvec![a.x.binding(0, false), a.y.binding(1, true)];
+    }
     let d = a.x.dtype();
     let mut b: Bindings<'a> = smallvec::smallvec![a.x.binding(slot(d, 0), false), a.y.binding(slot(d, 1), true)];
     if d == DType::F16 {
@@ -86,7 +93,7 @@ fn bindings<'a>(a: &Args<'a>) -> Bindings<'a> {
 /// ```
 pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> Result<()> {
     let (key, params, groups) = plan(ctx, a)?;
-    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
+    ctx.encode(pass, &Dispatch { key, bindings: &bindings(a, ctx.backend()), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
 }
 
 /// The variant [`Context::softmax`] picks for `x`.
@@ -134,7 +141,7 @@ impl Context {
     pub fn softmax_into(&self, x: &Tensor, y: &Tensor, variant: Option<Variant>) -> Result<()> {
         let a = Args { x, y, variant };
         let (key, params, groups) = plan(self, &a)?;
-        self.record(&Dispatch { key, bindings: &bindings(&a), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
+        self.record(&Dispatch { key, bindings: &bindings(&a, self.backend()), params, workgroups: crate::kernels::groups_u32(groups, OP)? })
     }
 }
 

@@ -3,21 +3,38 @@
 
 use half::f16;
 use rand::{Rng, SeedableRng};
-use wgfuse::{Context, ContextOptions, DType, Tensor};
+use wgfuse::{Backend, Context, ContextOptions, DType, Tensor};
 
 /// A Context on the best adapter, with outputs poisoned. Panics (fails the test) when no
 /// adapter exists: a kernel test that silently skips proves nothing.
 pub fn ctx(shader_checks: bool) -> Context {
-    let opts = ContextOptions { shader_checks, poison_outputs: true, ..ContextOptions::default() };
+    ctx_on(Backend::Wgsl, shader_checks)
+}
+
+/// A Context on the best adapter running `backend`'s kernels, outputs poisoned. Panics when
+/// there is no adapter or the backend cannot run on it.
+pub fn ctx_on(backend: Backend, shader_checks: bool) -> Context {
+    let opts = ContextOptions { shader_checks, poison_outputs: true, backend, ..ContextOptions::default() };
     match Context::with_options(opts) {
         Ok(c) => c,
-        Err(e) => panic!("no GPU adapter for the kernel tests ({e}); install a Vulkan driver (lavapipe: mesa-vulkan-drivers)"),
+        Err(e) => panic!("no GPU adapter for the {backend:?} kernel tests ({e}); install a Vulkan driver (lavapipe: mesa-vulkan-drivers)"),
     }
 }
 
-/// Both shader-check settings, as the suite runs every kernel both ways.
-pub fn contexts() -> Vec<(bool, Context)> {
-    vec![(false, ctx(false)), (true, ctx(true))]
+/// Every kernel set the suite runs each case on: WGSL with shader checks off and on, and the
+/// native SPIR-V kernels when the `spirv` feature is on (CI builds with every feature; the
+/// native kernels then run on lavapipe, which has passthrough shaders).
+pub fn contexts() -> Vec<(&'static str, Context)> {
+    let mut all = vec![("wgsl", ctx(false)), ("wgsl+checks", ctx(true))];
+    if cfg!(feature = "spirv") {
+        all.push(("native", ctx_on(Backend::Native, false)));
+    }
+    all
+}
+
+/// The native kernels' Context (tests of native-only behaviour).
+pub fn native_ctx() -> Context {
+    ctx_on(Backend::Native, false)
 }
 
 /// A fresh seeded generator; the seed is printed so that a failure can be replayed.
@@ -84,5 +101,14 @@ pub fn tol(dtype: DType) -> (f64, f64) {
     match dtype {
         DType::F32 => (1e-6, 1e-4),
         DType::F16 => (2e-3, 1e-2),
+    }
+}
+
+/// A tensor of `shape` filled with NaN: an output that a kernel must overwrite in full.
+pub fn poisoned(ctx: &Context, shape: &[usize], dtype: DType) -> Tensor {
+    let n: usize = shape.iter().product();
+    match dtype {
+        DType::F32 => ctx.tensor(&vec![f32::NAN; n], shape).expect("poisoned"),
+        DType::F16 => ctx.tensor(&vec![f16::NAN; n], shape).expect("poisoned"),
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `tune`: times every kernel variant per shape (the data behind the variant rules).
 //! - `ablate`: variants that leave one stage out (what holds the kernels that miss targets).
+//! - `info`: the adapter wgfuse picks and what it offers.
 //! - `test`: everything CI runs (fmt, clippy, the test suite, a quick compare run).
 //! - `compare-backends`: every op × dtype × shape × backend on the chosen adapter, timed on
 //!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
@@ -12,11 +13,19 @@
 
 mod ablate;
 mod compare;
+mod shaders;
 mod test;
 mod tune;
 mod util;
 
 use std::process::ExitCode;
+
+/// Prints what the chosen adapter offers (features, limits, subgroup sizes).
+fn info() -> Result<(), String> {
+    let ctx = wgfuse::Context::new().map_err(|e| e.to_string())?;
+    println!("{}", ctx.info());
+    Ok(())
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,7 +39,9 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "tune" => tune::run(rest),
         "ablate" => ablate::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate")),
+        "info" => info(),
+        "shaders" => shaders::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, info, shaders")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

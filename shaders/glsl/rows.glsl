@@ -1,0 +1,112 @@
+// Shared machinery of the native row kernels (softmax, RMSNorm): element type, buffer views,
+// the team that owns a row and its reductions. Compiled by `cargo xtask shaders` with:
+//   F16        f16 tensors (f32 arithmetic; 16-bit storage), else f32
+//   WG         threads per workgroup
+//   KMAX       4-element chunks a thread holds in registers (register forms)
+//   SUB        one row per subgroup (short rows), else one row per workgroup
+//   LOOP       rows of any length, looped over (two reads), else held in registers
+// Subgroup-size agnostic: every reduction goes through gl_SubgroupSize / gl_NumSubgroups.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_control_flow_attributes : require
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ST float16_t
+#define ST4 f16vec4
+#else
+#define ST float
+#define ST4 vec4
+#endif
+
+layout(local_size_x = WG) in;
+
+// Immediates (push constants), 32 bytes: rows, row length, eps (RMSNorm), rows per workgroup
+// (SUB), whether rows start on a 4-element boundary, weight present (RMSNorm).
+layout(push_constant) uniform Params {
+    uint rows;
+    uint n;
+    float eps;
+    uint rpg;
+    uint aligned;
+    uint weight;
+    uint pad0;
+    uint pad1;
+} p;
+
+#define NEG_INF uintBitsToFloat(0xff800000u)
+
+// Two views of one binding: 4-element chunks for aligned rows, elements for the rest.
+#define VIEWS(B, NAME, Q) \
+    layout(binding = B) Q buffer NAME##_v4 { ST4 NAME##4[]; }; \
+    layout(binding = B) Q buffer NAME##_v1 { ST NAME##1[]; };
+
+// Chunk c of the row starting at element e0; lanes past the row read as `fill`.
+#define LOADER(NAME) \
+    vec4 NAME##_ld(uint e0, uint c, float fill) { \
+        if (p.aligned != 0u) { return vec4(NAME##4[(e0 >> 2u) + c]); } \
+        vec4 v = vec4(fill); \
+        for (uint j = 0u; j < 4u; j++) { \
+            if (4u * c + j < p.n) { v[j] = float(NAME##1[e0 + 4u * c + j]); } \
+        } \
+        return v; \
+    }
+
+// Writes chunk c of the row starting at e0 (only the lanes inside the row).
+#define STORER(NAME) \
+    void NAME##_st(uint e0, uint c, vec4 v) { \
+        if (p.aligned != 0u) { NAME##4[(e0 >> 2u) + c] = ST4(v); return; } \
+        for (uint j = 0u; j < 4u; j++) { \
+            if (4u * c + j < p.n) { NAME##1[e0 + 4u * c + j] = ST(v[j]); } \
+        } \
+    }
+
+#ifdef SUB
+// The team is one subgroup; a workgroup's subgroups take its `rpg` rows in turn.
+#define LANE gl_SubgroupInvocationID
+#define TSIZE gl_SubgroupSize
+float team_sum(float v) { return subgroupAdd(v); }
+float team_max(float v) { return subgroupMax(v); }
+#else
+// The team is the workgroup: subgroup reductions, then one value per subgroup in shared memory.
+#define LANE gl_LocalInvocationIndex
+#define TSIZE WG
+shared float red[WG];
+float team_sum(float v) {
+    v = subgroupAdd(v);
+    if (subgroupElect()) { red[gl_SubgroupID] = v; }
+    barrier();
+    float t = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; i++) { t += red[i]; }
+    barrier();
+    return t;
+}
+float team_max(float v) {
+    v = subgroupMax(v);
+    if (subgroupElect()) { red[gl_SubgroupID] = v; }
+    barrier();
+    float t = NEG_INF;
+    for (uint i = 0u; i < gl_NumSubgroups; i++) { t = max(t, red[i]); }
+    barrier();
+    return t;
+}
+#endif
+
+float max4(vec4 v) { return max(max(v.x, v.y), max(v.z, v.w)); }
+float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+// Workgroup index over a 2-D grid (more than 65535 workgroups).
+uint group_index() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
+
+// Calls ROW(r) for every row r this team owns.
+#ifdef SUB
+#define FOR_EACH_ROW(ROW) \
+    uint first = group_index() * p.rpg; \
+    for (uint i = gl_SubgroupID; i < p.rpg; i += gl_NumSubgroups) { \
+        if (first + i < p.rows) { ROW(first + i); } \
+    }
+#else
+#define FOR_EACH_ROW(ROW) \
+    uint r = group_index(); \
+    if (r < p.rows) { ROW(r); }
+#endif

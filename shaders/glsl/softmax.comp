@@ -1,0 +1,68 @@
+#version 450
+// Fused softmax over rows (native SPIR-V backend): y = exp(x - max) / sum(exp(x - max)).
+// Bindings: 0 x (read), 1 y (write). Special values as torch.softmax: NaN or +inf in a row,
+// or a row of only -inf, gives NaN; -inf elsewhere gives 0.
+#extension GL_GOOGLE_include_directive : require
+#include "rows.glsl"
+
+VIEWS(0, x, readonly)
+VIEWS(1, y, writeonly)
+LOADER(x)
+STORER(y)
+
+#ifdef LOOP
+void softmax_row(uint row) {
+    uint e0 = row * p.n;
+    uint nch = (p.n + 3u) / 4u;
+    // Online max and sum over this thread's chunks.
+    float m = NEG_INF;
+    float s = 0.0;
+    for (uint c = LANE; c < nch; c += TSIZE) {
+        vec4 v = x_ld(e0, c, NEG_INF);
+        float mc = max4(v);
+        if (mc > m) {
+            s *= exp(m - mc);
+            m = mc;
+        }
+        if (any(isnan(v))) {
+            s = uintBitsToFloat(0x7fc00000u); // NaN stays NaN through the sums
+        } else if (m != NEG_INF) {
+            s += sum4(exp(v - m)); // a chunk of only -inf while m is -inf adds nothing
+        }
+    }
+    float mr = team_max(m);
+    float sr = team_sum(m == NEG_INF && !isnan(s) ? 0.0 : s * exp(m - mr));
+    float inv = 1.0 / sr;
+    for (uint c = LANE; c < nch; c += TSIZE) {
+        y_st(e0, c, exp(x_ld(e0, c, NEG_INF) - mr) * inv);
+    }
+}
+#else
+void softmax_row(uint row) {
+    uint e0 = row * p.n;
+    uint nch = (p.n + 3u) / 4u;
+    vec4 v[KMAX];
+    float m = NEG_INF;
+    [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+        uint c = LANE + k * TSIZE;
+        v[k] = vec4(NEG_INF);
+        if (c < nch) { v[k] = x_ld(e0, c, NEG_INF); }
+        m = max(m, max4(v[k]));
+    }
+    m = team_max(m);
+    float s = 0.0;
+    [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+        v[k] = exp(v[k] - m);
+        s += sum4(v[k]);
+    }
+    float inv = 1.0 / team_sum(s);
+    [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+        uint c = LANE + k * TSIZE;
+        if (c < nch) { y_st(e0, c, v[k] * inv); }
+    }
+}
+#endif
+
+void main() {
+    FOR_EACH_ROW(softmax_row)
+}

@@ -1,0 +1,162 @@
+//! The native kernels (hand-written GLSL compiled to SPIR-V, passed through on Vulkan): every
+//! form forced on every row length, more rows than a grid dimension, and LoRA's tiles forced.
+//! The op suites (softmax.rs, rms_norm.rs, lora.rs) also run every case on the native Context.
+#![cfg(feature = "spirv")]
+
+mod common;
+
+use common::*;
+use ndarray::ArrayD;
+use wgfuse::kernels::{Kind, Variant};
+use wgfuse::DType;
+
+fn forms(n: usize, min_sg: u32) -> Vec<Variant> {
+    let reg = |wg: u32, threads: u32| Variant { kind: Kind::Reg, wg, threads, chunks: 8, mode: 0 };
+    let mut v = vec![Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }];
+    let chunks = n.div_ceil(4);
+    if chunks <= 8 * min_sg as usize {
+        v.push(reg(256, 0));
+    }
+    if chunks <= 8 * 256 {
+        v.push(reg(256, 256));
+    }
+    if chunks <= 8 * 1024 {
+        v.push(reg(1024, 1024));
+    }
+    v
+}
+
+#[test]
+fn native_every_form_on_every_row_length() {
+    let ctx = native_ctx();
+    let min_sg = ctx.info().subgroup_sizes().0;
+    for dtype in [DType::F32, DType::F16] {
+        for n in [1usize, 3, 5, 33, 64, 257, 1023, 1025, 4096, 8193] {
+            let rows = 5;
+            let mut r = rng(&format!("native forms {dtype:?} n={n}"));
+            let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 6.0), &[rows, n], dtype);
+            let (res, rs) = upload(&ctx, &random(&mut r, rows * n, 6.0), &[rows, n], dtype);
+            let (w, ws) = upload(&ctx, &random(&mut r, n, 2.0), &[n], dtype);
+            let shape = vec![rows, n];
+            let want_sm = wgfuse::reference::softmax(ArrayD::from_shape_vec(shape.clone(), xs.clone()).unwrap().view());
+            let want_rms = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.clone(), xs.clone()).unwrap().view(), Some(&ws), 1e-5);
+            let h: Vec<f64> = xs.iter().zip(&rs).map(|(a, b)| a + b).collect();
+            let h = match dtype {
+                DType::F32 => h.iter().map(|&v| v as f32 as f64).collect(),
+                DType::F16 => h.iter().map(|&v| half::f16::from_f64(v).to_f64()).collect::<Vec<_>>(),
+            };
+            let want_add = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.clone(), h.clone()).unwrap().view(), None, 1e-5);
+            let (atol, rtol) = tol(dtype);
+            let (ratol, rrtol) = if dtype == DType::F32 { (1e-5, 1e-4) } else { (4e-3, 1e-2) };
+            for v in forms(n, min_sg) {
+                let what = format!("native {dtype:?} n={n} {v:?}");
+                let y = poisoned(&ctx, &shape, dtype);
+                ctx.softmax_into(&x, &y, Some(v)).unwrap();
+                assert_close(&download(&y), want_sm.as_slice().unwrap(), atol, rtol, &format!("softmax {what}"));
+
+                let y = poisoned(&ctx, &shape, dtype);
+                let args = wgfuse::kernels::rms_norm::Args {
+                    x: &x,
+                    residual: None,
+                    weight: Some(&w),
+                    y: &y,
+                    h: None,
+                    eps: 1e-5,
+                    variant: Some(v),
+                };
+                ctx.rms_norm_with(&args).unwrap();
+                assert_close(&download(&y), want_rms.as_slice().unwrap(), ratol, rrtol, &format!("rms_norm {what}"));
+
+                let (y, hh) = (poisoned(&ctx, &shape, dtype), poisoned(&ctx, &shape, dtype));
+                let args = wgfuse::kernels::rms_norm::Args {
+                    x: &x,
+                    residual: Some(&res),
+                    weight: None,
+                    y: &y,
+                    h: Some(&hh),
+                    eps: 1e-5,
+                    variant: Some(v),
+                };
+                ctx.rms_norm_with(&args).unwrap();
+                assert_close(&download(&hh), &h, 0.0, 1e-6, &format!("add_rms_norm h {what}"));
+                assert_close(&download(&y), want_add.as_slice().unwrap(), ratol, rrtol, &format!("add_rms_norm y {what}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn native_rejects_a_form_that_cannot_hold_the_row() {
+    let ctx = native_ctx();
+    let x = ctx.tensor(&vec![0.0f32; 3 * 40_000], &[3, 40_000]).unwrap();
+    let y = poisoned(&ctx, &[3, 40_000], DType::F32);
+    let v = Variant { kind: Kind::Reg, wg: 256, threads: 256, chunks: 8, mode: 0 };
+    assert!(matches!(ctx.softmax_into(&x, &y, Some(v)), Err(wgfuse::Error::InvalidArgument { .. })));
+    let odd = Variant { kind: Kind::Reg, wg: 256, threads: 64, chunks: 2, mode: 0 };
+    assert!(matches!(ctx.softmax_into(&x, &y, Some(odd)), Err(wgfuse::Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn native_more_rows_than_one_grid_dimension() {
+    let ctx = native_ctx();
+    // A row per workgroup (every form but the 1024-thread one, slow on a CPU device), and the
+    // subgroup form's several rows per workgroup past the first grid dimension too.
+    for (rows, n, dtype) in [(70_000usize, 3usize, DType::F32), (2_200_000, 1, DType::F16)] {
+        let mut r = rng(&format!("native {rows}x{n}"));
+        let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 4.0), &[rows, n], dtype);
+        let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows, n], xs).unwrap().view());
+        for v in forms(n, ctx.info().subgroup_sizes().0).into_iter().filter(|v| v.wg < 1024 && (rows < 100_000 || v.threads == 0)) {
+            let y = poisoned(&ctx, &[rows, n], dtype);
+            ctx.softmax_into(&x, &y, Some(v)).unwrap();
+            let (atol, rtol) = tol(dtype);
+            assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("native {rows}x{n} {dtype:?} {v:?}"));
+        }
+    }
+}
+
+#[test]
+fn native_lora_every_tile_height() {
+    let ctx = native_ctx();
+    for dtype in [DType::F32, DType::F16] {
+        let (rows, k_in, rank, out) = (37usize, 300usize, 12usize, 259usize);
+        let mut g = rng(&format!("native lora tiles {dtype:?}"));
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 0.1), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], dtype);
+        let arr = |v: &[f64], r: usize, c: usize| ndarray::Array2::from_shape_vec((r, c), v.to_vec()).unwrap();
+        let baseref = arr(&basev, rows, out);
+        let want = wgfuse::reference::lora(
+            arr(&xs, rows, k_in).view(),
+            arr(&av, k_in, rank).view(),
+            arr(&bv, rank, out).view(),
+            0.5,
+            Some(baseref.view()),
+        );
+        for tm in [1u32, 2, 3, 4, 7, 8, 16] {
+            for blocks in [0u32, 1, 3, 65] {
+                let v = Variant { kind: Kind::Plain, wg: 256, threads: blocks, chunks: tm, mode: 0 };
+                let y = poisoned(&ctx, &[rows, out], dtype);
+                let args = wgfuse::kernels::lora::Args {
+                    x: &x,
+                    a: &a,
+                    b: &b,
+                    base: Some(&base),
+                    y: &y,
+                    scale: 0.5,
+                    mode: wgfuse::kernels::lora::Mode::Base,
+                    variant: Some(v),
+                };
+                ctx.lora_with(&args).unwrap();
+                let (atol, rtol) = if dtype == DType::F32 { (1e-5, 1e-5) } else { (4e-3, 4e-3) };
+                assert_close(
+                    &download(&y),
+                    want.as_slice().unwrap(),
+                    atol,
+                    rtol,
+                    &format!("native lora {dtype:?} tm {tm} blocks {blocks}"),
+                );
+            }
+        }
+    }
+}
