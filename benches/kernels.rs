@@ -10,14 +10,18 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgfuse::kernels::{bytes_moved, lora, rms_norm, softmax, unfused, Op};
 use wgfuse::timing::Timer;
-use wgfuse::{Backend, Context, ContextOptions, DType, Tensor};
+use wgfuse::{Backend, Context, DType, Tensor};
 
 fn contexts() -> &'static Vec<(&'static str, Context)> {
     static CTX: OnceLock<Vec<(&'static str, Context)>> = OnceLock::new();
     CTX.get_or_init(|| {
-        let mut v = vec![("wgsl", Context::new().expect("a GPU adapter (benches need one)"))];
-        if let Ok(native) = Context::with_options(ContextOptions { backend: Backend::Native, ..ContextOptions::default() }) {
-            v.push(("native", native));
+        let ctx = Context::new().expect("a GPU adapter (benches need one)");
+        // The native kernels on the same device (build with --features spirv, or msl on Metal).
+        let native = ctx.with_backend(Backend::Native);
+        let mut v = vec![("wgsl", ctx)];
+        match native {
+            Ok(native) => v.push(("native", native)),
+            Err(e) => eprintln!("native benches skipped: {e}"),
         }
         v
     })

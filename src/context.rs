@@ -470,6 +470,45 @@ impl Context {
         Self::build(device, queue, adapter_info, options, false)
     }
 
+    /// A second Context on the same device and queue that runs `backend`'s kernels (its own
+    /// caches, pool and pending pass; tensors stay with the Context that made them). This is
+    /// how one program compares WGSL with the native kernels on one device.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// match ctx.with_backend(wgfuse::Backend::Native) {
+    ///     Ok(native) => assert_eq!(native.backend(), wgfuse::Backend::Native),
+    ///     Err(e) => println!("no native kernels here: {e}"), // says what would work
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_backend(&self, backend: Backend) -> Result<Context> {
+        let i = &self.inner;
+        let options = ContextOptions { backend, ..i.options.clone() };
+        if let Backend::Native = backend {
+            crate::shaders::native_language(&i.info)?;
+        }
+        Ok(Context {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                device: i.device.clone(),
+                queue: i.queue.clone(),
+                info: i.info.clone(),
+                options,
+                modules: RwLock::default(),
+                pipelines: RwLock::default(),
+                layouts: Mutex::default(),
+                bind_groups: Mutex::default(),
+                pending: Mutex::default(),
+                pool: Mutex::default(),
+                lost: i.lost.clone(),
+                pipelines_created: AtomicUsize::new(0),
+                buffers_created: AtomicUsize::new(0),
+            }),
+        })
+    }
+
     fn build(
         device: wgpu::Device,
         queue: wgpu::Queue,

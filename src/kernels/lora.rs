@@ -227,17 +227,54 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     Ok(Plan { steps, params, scratch })
 }
 
+fn col_blocks_for(tiles: u64, chunks: u64) -> u64 {
+    256u64.div_ceil(tiles).clamp(1, chunks.div_ceil(64).max(1))
+}
+
+/// The native kernel's variant for `rows` rows and `out` columns: `chunks` is the tile height,
+/// `threads` the column blocks (see `native_plan`).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let v = wgfuse::kernels::lora::native_variant(1, 4096);
+/// assert_eq!((v.chunks, v.threads), (1, 16)); // decoding: one row, 16 column blocks
+/// # Ok(()) }
+/// ```
+pub fn native_variant(rows: usize, out: usize) -> Variant {
+    let tm = match rows {
+        2048.. => 16,
+        64.. => 4,
+        _ => rows.next_power_of_two().clamp(1, 4),
+    };
+    let chunks = out.div_ceil(4) as u64;
+    let blocks = col_blocks_for(tiles_of(rows, tm as u32), chunks);
+    let blocks = chunks.div_ceil(chunks.div_ceil(blocks.max(1)));
+    Variant { kind: Kind::Plain, wg: WG, threads: blocks as u32, chunks: tm as u32, mode: 0 }
+}
+
+/// The variant `ctx` runs for these sizes: [`variant_for`] for WGSL, [`native_variant`] for
+/// the native kernels.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// println!("{}", wgfuse::kernels::lora::variant_on(&ctx, 4096, 4096, 4096).describe());
+/// # Ok(()) }
+/// ```
+pub fn variant_on(ctx: &Context, rows: usize, k_in: usize, out: usize) -> Variant {
+    match ctx.backend() {
+        Backend::Native => native_variant(rows, out),
+        Backend::Wgsl => variant_for(rows, k_in, out),
+    }
+}
+
 /// The native kernel's plan: tiles of `tm` rows (16 from 2048 rows, 4 from 64, else the rows
 /// rounded up to a power of two), column blocks so that about 256 workgroups run when row
 /// tiles are few (each block recomputes its rows' `x·A`, a few µs at most), one dispatch.
 /// A forced variant sets `tm` through `chunks` (1..=16) and the column blocks through `threads`.
 fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dtype: DType) -> Result<Plan> {
-    let tm = match a.variant {
-        Some(v) => v.chunks as usize,
-        None if rows >= 2048 => 16,
-        None if rows >= 64 => 4,
-        None => rows.next_power_of_two().clamp(1, 4),
-    };
+    let auto = native_variant(rows, out);
+    let tm = a.variant.map_or(auto.chunks, |v| v.chunks) as usize;
     if !(1..=16).contains(&tm) {
         return Err(Error::InvalidArgument { op: OP, what: format!("native variant: rows per tile (chunks) must be 1..=16, got {tm}") });
     }
@@ -245,7 +282,7 @@ fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dty
     let chunks = out.div_ceil(4) as u64;
     let col_blocks = match a.variant {
         Some(v) if v.threads > 0 => (v.threads as u64).min(chunks),
-        _ => 256u64.div_ceil(tiles).clamp(1, chunks.div_ceil(64).max(1)),
+        _ => col_blocks_for(tiles, chunks),
     };
     let per_block = chunks.div_ceil(col_blocks);
     let col_blocks = chunks.div_ceil(per_block);

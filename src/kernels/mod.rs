@@ -167,6 +167,7 @@ impl Variant {
     /// ```
     pub fn describe(&self) -> String {
         match self.kind {
+            Kind::Reg if self.threads == 0 => format!("sub k{} (a row per subgroup)", self.chunks),
             Kind::Reg => format!("reg t{} k{} r{}", self.threads, self.chunks, self.wg / self.threads.max(1)),
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),

@@ -106,6 +106,11 @@ pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, a: &Args<'_>) -> 
 /// # Ok(()) }
 /// ```
 pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
+    if ctx.backend() == Backend::Native {
+        let info = ctx.info();
+        let sg = info.subgroup_sizes().0;
+        return crate::kernels::native_row_variant(x.rows(), x.last_dim(), sg, info.limits.max_compute_invocations_per_workgroup);
+    }
     row_variant(x.rows(), x.last_dim(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }
 

@@ -344,7 +344,11 @@ impl Fused<'_> {
         match self.op {
             OpName::Lora => {
                 let s = t[0].shape();
-                lora::variant_for(s[0], s[1], t[2].shape()[1]).describe()
+                let v = lora::variant_on(self.ctx, s[0], s[1], t[2].shape()[1]);
+                match self.ctx.backend() {
+                    Backend::Native => format!("tile{} col-blocks{}", v.chunks, v.threads),
+                    Backend::Wgsl => v.describe(),
+                }
             }
             _ => softmax::variant_for(self.ctx, &t[0]).describe(),
         }
@@ -404,7 +408,7 @@ pub fn run(args: &[String]) -> Res<()> {
     let ctx = Context::with_options(base_opts.clone()).map_err(err)?;
     println!("{}", ctx.info());
     let native = if o.backends.contains(&Backend::Native) {
-        match Context::with_options(ContextOptions { backend: Backend::Native, ..base_opts.clone() }) {
+        match ctx.with_backend(Backend::Native) {
             Ok(c) => Some(c),
             Err(e) => {
                 println!("native backend skipped: {e}");
