@@ -13,10 +13,15 @@
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define ST float16_t
-#define ST4 f16vec4
+// Chunks of 4 halves as two 32-bit words: one 8-byte access.
+#define CHUNK uvec2
+#define UNPACK(w) vec4(unpackHalf2x16((w).x), unpackHalf2x16((w).y))
+#define PACK(v) uvec2(packHalf2x16((v).xy), packHalf2x16((v).zw))
 #else
 #define ST float
-#define ST4 vec4
+#define CHUNK vec4
+#define UNPACK(w) (w)
+#define PACK(v) (v)
 #endif
 
 #define WG 256u
@@ -36,13 +41,13 @@ layout(push_constant) uniform Params {
 } p;
 
 layout(binding = 0) readonly buffer X1 { ST x1[]; };
-layout(binding = 1) readonly buffer A4 { ST4 a4[]; };
+layout(binding = 1) readonly buffer A4 { CHUNK a4[]; };
 layout(binding = 1) readonly buffer A1 { ST a1[]; };
-layout(binding = 2) readonly buffer B4 { ST4 b4[]; };
+layout(binding = 2) readonly buffer B4 { CHUNK b4[]; };
 layout(binding = 2) readonly buffer B1 { ST b1[]; };
-layout(binding = 3) readonly buffer Base4 { ST4 base4[]; };
+layout(binding = 3) readonly buffer Base4 { CHUNK base4[]; };
 layout(binding = 3) readonly buffer Base1 { ST base1[]; };
-layout(binding = 4) buffer Y4 { ST4 y4[]; };
+layout(binding = 4) buffer Y4 { CHUNK y4[]; };
 layout(binding = 4) buffer Y1 { ST y1[]; };
 
 shared float t_sh[TMAX * RMAX];
@@ -51,7 +56,7 @@ shared vec4 part[WG];
 // Columns 4c..4c+3 of row `row` of a [.., n] matrix; lanes past n read as 0.
 #define CHUNK_LOADER(NAME) \
     vec4 NAME##_ld(uint row, uint c, uint n) { \
-        if ((n & 3u) == 0u) { return vec4(NAME##4[row * (n >> 2u) + c]); } \
+        if ((n & 3u) == 0u) { return UNPACK(NAME##4[row * (n >> 2u) + c]); } \
         vec4 v = vec4(0.0); \
         for (uint j = 0u; j < 4u; j++) { \
             if (4u * c + j < n) { v[j] = float(NAME##1[row * n + 4u * c + j]); } \
@@ -65,7 +70,7 @@ CHUNK_LOADER(y)
 
 void y_st(uint row, uint c, vec4 v) {
     uint n = p.n_out;
-    if ((n & 3u) == 0u) { y4[row * (n >> 2u) + c] = ST4(v); return; }
+    if ((n & 3u) == 0u) { y4[row * (n >> 2u) + c] = PACK(v); return; }
     for (uint j = 0u; j < 4u; j++) {
         if (4u * c + j < n) { y1[row * n + 4u * c + j] = ST(v[j]); }
     }

@@ -14,9 +14,17 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define ST float16_t
 #define ST4 f16vec4
+// Chunks of 4 halves are read and written as two 32-bit words (one 8-byte access; 16-bit
+// vector accesses compiled to four 2-byte ones on NVIDIA's driver).
+#define CHUNK uvec2
+#define UNPACK(w) vec4(unpackHalf2x16((w).x), unpackHalf2x16((w).y))
+#define PACK(v) uvec2(packHalf2x16((v).xy), packHalf2x16((v).zw))
 #else
 #define ST float
 #define ST4 vec4
+#define CHUNK vec4
+#define UNPACK(w) (w)
+#define PACK(v) (v)
 #endif
 
 layout(local_size_x = WG) in;
@@ -38,13 +46,13 @@ layout(push_constant) uniform Params {
 
 // Two views of one binding: 4-element chunks for aligned rows, elements for the rest.
 #define VIEWS(B, NAME, Q) \
-    layout(binding = B) Q buffer NAME##_v4 { ST4 NAME##4[]; }; \
+    layout(binding = B) Q buffer NAME##_v4 { CHUNK NAME##4[]; }; \
     layout(binding = B) Q buffer NAME##_v1 { ST NAME##1[]; };
 
 // Chunk c of the row starting at element e0; lanes past the row read as `fill`.
 #define LOADER(NAME) \
     vec4 NAME##_ld(uint e0, uint c, float fill) { \
-        if (p.aligned != 0u) { return vec4(NAME##4[(e0 >> 2u) + c]); } \
+        if (p.aligned != 0u) { return UNPACK(NAME##4[(e0 >> 2u) + c]); } \
         vec4 v = vec4(fill); \
         for (uint j = 0u; j < 4u; j++) { \
             if (4u * c + j < p.n) { v[j] = float(NAME##1[e0 + 4u * c + j]); } \
@@ -55,7 +63,7 @@ layout(push_constant) uniform Params {
 // Writes chunk c of the row starting at e0 (only the lanes inside the row).
 #define STORER(NAME) \
     void NAME##_st(uint e0, uint c, vec4 v) { \
-        if (p.aligned != 0u) { NAME##4[(e0 >> 2u) + c] = ST4(v); return; } \
+        if (p.aligned != 0u) { NAME##4[(e0 >> 2u) + c] = PACK(v); return; } \
         for (uint j = 0u; j < 4u; j++) { \
             if (4u * c + j < p.n) { NAME##1[e0 + 4u * c + j] = ST(v[j]); } \
         } \
