@@ -12,6 +12,7 @@
 //!   the CPU against the references.
 
 mod ablate;
+mod check_msl;
 mod compare;
 mod shaders;
 mod test;
@@ -41,7 +42,8 @@ fn main() -> ExitCode {
         "ablate" => ablate::run(rest),
         "info" => info(),
         "shaders" => shaders::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, info, shaders")),
+        "check-msl" => check_msl::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, info, shaders, check-msl")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

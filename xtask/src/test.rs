@@ -1,5 +1,5 @@
 //! `cargo xtask test`: everything CI checks, in the order that fails fastest: formatting,
-//! lints, the test suite (unit, integration, property and doc tests), the examples, and a quick
+//! lints, stale SPIR-V, the MSL kernels on the CPU emulation, the test suite (unit, integration, property and doc tests), the examples, and a quick
 //! compare run.
 
 use std::process::Command;
@@ -18,6 +18,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--no-compare");
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    // The committed SPIR-V is what shaders/glsl compiles to; the MSL runs on the CPU emulation.
+    cargo(&["run", "--release", "-p", "xtask", "--", "shaders", "--check"])?;
+    cargo(&["run", "--release", "-p", "xtask", "--", "check-msl"])?;
     cargo(&["test", "--workspace", "--all-features"])?;
     for example in ["quickstart", "own_device", "llama_block"] {
         cargo(&["run", "--release", "--example", example])?;

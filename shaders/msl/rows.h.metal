@@ -1,0 +1,126 @@
+// Shared machinery of the MSL row kernels (softmax, RMSNorm): parameters, chunk access and
+// the reductions of the team that owns a row. Concatenated before softmax.metal and
+// rms_norm.metal.
+//
+// Buffer indices follow wgpu's Metal backend for our explicit layouts: the immediates at
+// buffer(0), then the bind-group entries in binding order from buffer(1).
+#include <metal_stdlib>
+using namespace metal;
+
+// Immediates, 32 bytes: rows, row length, eps (RMSNorm), rows per threadgroup (SUB), whether
+// rows start on a 4-element boundary, weight present (RMSNorm).
+struct RowParams {
+    uint rows;
+    uint n;
+    float eps;
+    uint rpg;
+    uint aligned;
+    uint weight;
+    uint pad0;
+    uint pad1;
+};
+
+// Where a thread is: threadgroup index (over a 2-D grid), thread, simdgroup lane and index.
+struct Ids {
+    uint group;
+    uint lid;
+    uint lane;
+    uint sg;
+    uint sg_size;
+    uint n_sg;
+};
+
+#define KERNEL_IDS                                                         \
+    uint3 tg [[threadgroup_position_in_grid]],                             \
+    uint3 ntg [[threadgroups_per_grid]],                                   \
+    uint lid [[thread_index_in_threadgroup]],                              \
+    uint lane [[thread_index_in_simdgroup]],                               \
+    uint sg [[simdgroup_index_in_threadgroup]],                            \
+    uint sg_size [[threads_per_simdgroup]],                                \
+    uint n_sg [[simdgroups_per_threadgroup]]
+#define MAKE_IDS Ids{tg.y * ntg.x + tg.x, lid, lane, sg, sg_size, n_sg}
+
+// Chunk c (elements 4c..4c+3) of the row starting at element e0; lanes past the row read as
+// `fill`. Aligned rows take one vector load.
+template <typename T>
+inline float4 load_chunk(device const T* buf, constant RowParams& p, uint e0, uint c, float fill) {
+    if (p.aligned != 0) {
+        return float4(((device const vec<T, 4>*)buf)[(e0 >> 2) + c]);
+    }
+    float4 v = float4(fill);
+    for (uint j = 0; j < 4; ++j) {
+        if (4 * c + j < p.n) {
+            v[j] = float(buf[e0 + 4 * c + j]);
+        }
+    }
+    return v;
+}
+
+template <typename T>
+inline void store_chunk(device T* buf, constant RowParams& p, uint e0, uint c, float4 v) {
+    if (p.aligned != 0) {
+        ((device vec<T, 4>*)buf)[(e0 >> 2) + c] = vec<T, 4>(v);
+        return;
+    }
+    for (uint j = 0; j < 4; ++j) {
+        if (4 * c + j < p.n) {
+            buf[e0 + 4 * c + j] = T(v[j]);
+        }
+    }
+}
+
+inline float max4(float4 v) { return max(max(v.x, v.y), max(v.z, v.w)); }
+inline float sum4(float4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+// Reductions over the team: a simdgroup (SUB), or the threadgroup (one value per simdgroup
+// through threadgroup memory `red`, at least one float per simdgroup).
+template <bool SUB>
+inline float team_sum(float v, threadgroup float* red, Ids id) {
+    v = simd_sum(v);
+    if (SUB) {
+        return v;
+    }
+    if (simd_is_first()) {
+        red[id.sg] = v;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    float t = 0.0f;
+    for (uint i = 0; i < id.n_sg; ++i) {
+        t += red[i];
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return t;
+}
+
+template <bool SUB>
+inline float team_max(float v, threadgroup float* red, Ids id) {
+    v = simd_max(v);
+    if (SUB) {
+        return v;
+    }
+    if (simd_is_first()) {
+        red[id.sg] = v;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    float t = -INFINITY;
+    for (uint i = 0; i < id.n_sg; ++i) {
+        t = max(t, red[i]);
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return t;
+}
+
+// The rows a team owns: SUB, the threadgroup's `rpg` rows taken by its simdgroups in turn;
+// else the threadgroup's one row. Runs CALL with `row`, `t_lane` (lane in the team) and
+// `t_size` (team size) defined.
+#define FOR_EACH_ROW(SUB, WG, CALL)                                        \
+    if (SUB) {                                                             \
+        uint first = id.group * p.rpg;                                     \
+        for (uint i = id.sg; i < p.rpg; i += id.n_sg) {                    \
+            uint row = first + i, t_lane = id.lane, t_size = id.sg_size;   \
+            if (row < p.rows) { CALL; }                                    \
+        }                                                                  \
+    } else if (id.group < p.rows) {                                        \
+        uint row = id.group, t_lane = id.lid, t_size = WG;                 \
+        CALL;                                                              \
+    }
