@@ -264,6 +264,28 @@ pub(crate) struct Inner {
     buffers_created: AtomicUsize,
 }
 
+impl Inner {
+    /// A fresh Context state on `device`: empty caches, pool and pending pass, a new id.
+    fn new(device: wgpu::Device, queue: wgpu::Queue, info: Info, options: ContextOptions, lost: Arc<Mutex<Option<String>>>) -> Inner {
+        Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            device,
+            queue,
+            info,
+            options,
+            modules: RwLock::default(),
+            pipelines: RwLock::default(),
+            layouts: Mutex::default(),
+            bind_groups: Mutex::default(),
+            pending: Mutex::default(),
+            pool: Mutex::default(),
+            lost,
+            pipelines_created: AtomicUsize::new(0),
+            buffers_created: AtomicUsize::new(0),
+        }
+    }
+}
+
 /// The entry point of wgfuse: a device, its queue and everything cached on them.
 ///
 /// `Context` is cheap to clone (an `Arc`), `Send` and `Sync`: share it between threads.
@@ -489,24 +511,7 @@ impl Context {
         if let Backend::Native = backend {
             crate::shaders::native_language(&i.info)?;
         }
-        Ok(Context {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                device: i.device.clone(),
-                queue: i.queue.clone(),
-                info: i.info.clone(),
-                options,
-                modules: RwLock::default(),
-                pipelines: RwLock::default(),
-                layouts: Mutex::default(),
-                bind_groups: Mutex::default(),
-                pending: Mutex::default(),
-                pool: Mutex::default(),
-                lost: i.lost.clone(),
-                pipelines_created: AtomicUsize::new(0),
-                buffers_created: AtomicUsize::new(0),
-            }),
-        })
+        Ok(Context { inner: Arc::new(Inner::new(i.device.clone(), i.queue.clone(), i.info.clone(), options, i.lost.clone())) })
     }
 
     fn build(
@@ -529,24 +534,7 @@ impl Context {
                 log::error!("wgfuse: uncaptured wgpu error: {e}");
             }));
         }
-        let ctx = Context {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                device,
-                queue,
-                info,
-                options,
-                modules: RwLock::default(),
-                pipelines: RwLock::default(),
-                layouts: Mutex::default(),
-                bind_groups: Mutex::default(),
-                pending: Mutex::default(),
-                pool: Mutex::default(),
-                lost,
-                pipelines_created: AtomicUsize::new(0),
-                buffers_created: AtomicUsize::new(0),
-            }),
-        };
+        let ctx = Context { inner: Arc::new(Inner::new(device, queue, info, options, lost)) };
         if let Backend::Native = ctx.inner.options.backend {
             crate::shaders::native_language(&ctx.inner.info)?;
         }
