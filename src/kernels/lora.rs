@@ -284,13 +284,30 @@ fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dty
         Some(v) if v.threads > 0 => (v.threads as u64).min(chunks),
         _ => col_blocks_for(tiles, chunks),
     };
-    let per_block = chunks.div_ceil(col_blocks);
-    let col_blocks = chunks.div_ceil(per_block);
     let v = Variant { kind: Kind::Plain, wg: WG, threads: col_blocks as u32, chunks: tm as u32, mode };
     log::debug!("wgfuse: native lora rows {rows} in {k_in} r {rank} out {out} {dtype:?}: tm {tm}, {col_blocks} column blocks");
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), tm as u32, per_block as u32, mode];
+    let (params, groups) = native_launch([rows, k_in, rank, out], a.scale, &v);
     let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: Backend::Native };
-    Ok(Plan { steps: vec![(key, tiles * col_blocks)], params, scratch: None })
+    Ok(Plan { steps: vec![(key, groups)], params, scratch: None })
+}
+
+/// The native kernel's immediates (`rows, in, r, out, scale, rows per tile, column chunks per
+/// workgroup, mode`) and workgroup count for variant `v` (`chunks`: tile height, `threads`:
+/// column blocks, `mode`: the [`Mode`] number) over `[rows, in, r, out]`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let v = wgfuse::kernels::lora::native_variant(1, 4096);
+/// let (params, groups) = wgfuse::kernels::lora::native_launch([1, 4096, 16, 4096], 0.5, &v);
+/// assert_eq!((params[5], params[6], groups), (1, 64, 16));
+/// # Ok(()) }
+/// ```
+pub fn native_launch([rows, k_in, rank, out]: [usize; 4], scale: f32, v: &Variant) -> ([u32; 8], u64) {
+    let chunks = out.div_ceil(4) as u64;
+    let per_block = chunks.div_ceil((v.threads as u64).clamp(1, chunks.max(1)));
+    let col_blocks = chunks.div_ceil(per_block);
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, scale.to_bits(), v.chunks, per_block as u32, v.mode];
+    (params, tiles_of(rows, v.chunks) * col_blocks)
 }
 
 /// What a LoRA call records: one dispatch, or the two of the split form with their scratch.

@@ -315,9 +315,23 @@ pub(crate) fn native_row_plan(
             }
         }
     };
-    let rpg = if v.kind == Kind::Reg && v.threads == 0 { (256 / min_sg).max(1) } else { 1 };
-    let params = [rows as u32, n as u32, 0, rpg, u32::from(n % 4 == 0), 0, 0, 0];
-    Ok((v, params, (rows as u64).div_ceil(rpg as u64)))
+    let (params, groups) = native_row_launch(rows, n, &v, min_sg);
+    Ok((v, params, groups))
+}
+
+/// The immediates (`rows, n, eps = 0, rows per workgroup, aligned, weight = 0`) and workgroup
+/// count of native row variant `v` on a device whose smallest subgroup is `min_subgroup`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{native_row_launch, native_row_variant};
+/// let v = native_row_variant(16384, 1024, 32, 1024); // a row per subgroup
+/// assert_eq!(native_row_launch(16384, 1024, &v, 32), ([16384, 1024, 0, 8, 1, 0, 0, 0], 2048));
+/// # Ok(()) }
+/// ```
+pub fn native_row_launch(rows: usize, n: usize, v: &Variant, min_subgroup: u32) -> ([u32; 8], u64) {
+    let rpg = if v.kind == Kind::Reg && v.threads == 0 { (256 / min_subgroup.max(1)).max(1) } else { 1 };
+    ([rows as u32, n as u32, 0, rpg, u32::from(n % 4 == 0), 0, 0, 0], (rows as u64).div_ceil(rpg as u64))
 }
 
 /// The slots a row kernel's tensors bind to: f32 and f16 entry points use different slots

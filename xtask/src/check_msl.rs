@@ -15,7 +15,7 @@ use std::process::Command;
 use half::f16;
 use ndarray::{Array2, ArrayD};
 use rand::{Rng, SeedableRng};
-use wgfuse::kernels::{lora, native_row_variant, Kind, Variant, NATIVE_KMAX};
+use wgfuse::kernels::{lora, native_row_launch, native_row_variant, Kind, Variant, NATIVE_KMAX};
 use wgfuse::DType;
 
 const SIMD: u32 = 32;
@@ -186,10 +186,12 @@ fn forms(rows: usize, n: usize) -> Vec<Variant> {
     all
 }
 
+/// The native backend's immediates and workgroups for simdgroups of 32, with eps and weight.
 fn row_params(rows: usize, n: usize, v: &Variant, eps: f32, weight: bool) -> ([u32; 8], u64) {
-    let rpg = if v.kind == Kind::Reg && v.threads == 0 { 256 / SIMD } else { 1 };
-    let params = [rows as u32, n as u32, eps.to_bits(), rpg, u32::from(n.is_multiple_of(4)), u32::from(weight), 0, 0];
-    (params, (rows as u64).div_ceil(rpg as u64))
+    let (mut params, groups) = native_row_launch(rows, n, v, SIMD);
+    params[2] = eps.to_bits();
+    params[5] = u32::from(weight);
+    (params, groups)
 }
 
 fn row_case(emu: &mut Emulator, rows: usize, n: usize, dtype: DType, x: &[f64], what: &str) -> Result<(), String> {
@@ -247,12 +249,9 @@ fn lora_case(emu: &mut Emulator, rows: usize, k_in: usize, rank: usize, out: usi
         let with_base = (mode == 1 || mode == 2).then(|| base_m.view());
         wgfuse::reference::lora(mat(&x, m, k_in)?.view(), mat(&a, k_in, rank)?.view(), mat(&b, rank, out)?.view(), scale as f64, with_base)
     };
-    let v = lora::native_variant(m, out);
-    let chunks = out.div_ceil(4) as u64;
-    let per_block = chunks.div_ceil(v.threads.max(1) as u64);
-    let blocks = chunks.div_ceil(per_block);
-    let groups = (m as u64).div_ceil(v.chunks as u64) * blocks;
-    let params = [m as u32, k_in as u32, rank as u32, out as u32, scale.to_bits(), v.chunks, per_block as u32, mode];
+    let v = Variant { mode, ..lora::native_variant(m, out) };
+    let (params, groups) = lora::native_launch([m, k_in, rank, out], scale, &v);
+    let blocks = v.threads;
     let y0 = if mode == 2 { bytes(&base, dtype) } else { poison(m * out, dtype) };
     let x_buf = if merge { bytes(&a, dtype) } else { bytes(&x, dtype) };
     let base_buf = if mode == 1 || merge { bytes(&base, dtype) } else { x_buf.clone() };
