@@ -81,6 +81,8 @@ fn lora_shapes() {
         Case { rows: 37, k_in: 512, rank: 128, out: 255 },
         Case { rows: 130, k_in: 257, rank: 7, out: 513 },
         Case { rows: 1029, k_in: 64, rank: 16, out: 1031 },
+        Case { rows: 300, k_in: 1030, rank: 40, out: 130 },
+        Case { rows: 2050, k_in: 260, rank: 16, out: 132 },
     ];
     for (checks, ctx) in contexts() {
         for dtype in [DType::F32, DType::F16] {
@@ -107,10 +109,10 @@ fn lora_merge_shapes() {
 fn lora_every_variant() {
     use wgfuse::kernels::{lora, Kind, Variant};
     let ctx = ctx(false);
-    for (rows, k_in, rank, out) in [(2100usize, 40usize, 5usize, 36usize), (17, 9, 1, 1030), (33, 64, 128, 8)] {
-        let what = format!("variants {rows}x{k_in}x{rank}x{out}");
+    let shapes = [(2100usize, 40usize, 5usize, 36usize), (17, 9, 1, 1030), (33, 64, 128, 8)];
+    for ((rows, k_in, rank, out), dtype) in shapes.into_iter().flat_map(|s| [(s, DType::F32), (s, DType::F16)]) {
+        let what = format!("variants {rows}x{k_in}x{rank}x{out} {dtype:?}");
         let mut g = rng(&what);
-        let dtype = DType::F32;
         let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
         let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 0.3), &[k_in, rank], dtype);
         let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
@@ -127,10 +129,11 @@ fn lora_every_variant() {
             .into_iter()
             .flat_map(|tm| [1u32, 2, 3, 64].map(|p| (tm, p)))
             .flat_map(|(tm, p)| [(Kind::Plain, tm, p), (Kind::Down, tm, p)])
+            .chain([8u32, 16, 32, 64].into_iter().flat_map(|k| [4u32, 8, 16, 32].map(|kl| (Kind::Project, k, kl))))
         {
             {
                 let v = Variant { kind, wg: 256, threads: passes, chunks: tm, mode: 0 };
-                let y = ctx.tensor(&vec![f32::NAN; rows * out], &[rows, out]).unwrap();
+                let y = upload(&ctx, &vec![f64::NAN; rows * out], &[rows, out], dtype).0;
                 let args =
                     lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: -1.5, mode: lora::Mode::Base, variant: Some(v) };
                 ctx.lora_with(&args).unwrap();

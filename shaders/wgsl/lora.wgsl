@@ -433,3 +433,213 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (skip(g)) { return; }
     up(true, g, lid);
 }
+
+// ---- Tiled form, for many rows: two dispatches that each keep the GPU full ----
+//
+// `xa`: t = x A for a tile of 4 * WG / T rows over one k slice, into `scratch` (slice-major:
+// [slice][row][r rounded up to 4]). Threads form WG / T row groups of 4 rows; the T threads of
+// a group ("k lanes") take neighbouring 4-element chunks of the same rows, so each x load of a
+// subgroup covers whole cache lines. A is staged per k tile of 128, transposed ([rank][k]), in
+// `a_t`: a k lane reads 4 k values of one rank as one vec4, next to its neighbours' (no bank
+// conflicts), and each such read feeds 16 FMAs (4 rows x 4 k). A thread keeps 4 rows x 16
+// ranks of t in registers; ranks past 16 take more passes over x. The k lanes' partial sums
+// meet in shared memory (`part`), one row at a time.
+// `tb` (T = 64): y = base + s t B for 16 rows x 64 column chunks per workgroup: the tile's t
+// (the slices summed, or rows of A for the merge) is staged in `t4`; thread (group, chunk)
+// keeps 4 rows of one 4-column chunk in registers, loads their base chunks first, and streams
+// 8 rows of B (L1/L2 hits: B is small) per step.
+
+const XKT: u32 = 128u;         // k per staged tile of A
+const XSTRIDE: u32 = 33u;      // vec4 per rank row of a_t: 32 chunks + 1 of padding
+var<workgroup> a_t: array<vec4<f32>, 528>; // 16 ranks x XSTRIDE
+var<workgroup> t4: array<vec4<f32>, 512>;  // 16 rows x 32 vec4 (rank <= 128)
+
+fn xa(f16: bool, g: u32, lid: u32) {
+    let rw = 4u * (WG / T);
+    let tile = g / p.slices;
+    let sl = g % p.slices;
+    let m0 = tile * rw;
+    let rg = lid / T;
+    let kl = lid % T;
+    let rm = m0 + 4u * rg;
+    let nrow = p.rows - min(p.rows, rm);
+    let r = p.rank;
+    let r4 = (r + 3u) / 4u * 4u;
+    let kc = ((p.k_in + XKT - 1u) / XKT + p.slices - 1u) / p.slices * XKT;
+    let k0 = min(sl * kc, p.k_in);
+    let k1 = min(k0 + kc, p.k_in);
+    let in_aligned = p.k_in % 4u == 0u;
+    for (var jb = 0u; jb < r; jb += 16u) {
+        var acc: array<vec4<f32>, 16>; // [row q * 4 + rank quad]
+        for (var i = 0u; i < 16u; i++) {
+            acc[i] = vec4<f32>(0.0);
+        }
+        for (var kt = k0; kt < k1; kt += XKT) {
+            workgroupBarrier();
+            for (var i = lid; i < 16u * XKT; i += WG) {
+                let kk = i / 16u;
+                let j = i % 16u;
+                var v = 0.0;
+                if (kt + kk < k1 && jb + j < r) {
+                    v = ld1(f16, 1u, (kt + kk) * r + jb + j);
+                }
+                a_t[j * XSTRIDE + kk / 4u][kk % 4u] = v;
+            }
+            workgroupBarrier();
+            for (var u = 0u; u < XKT / 4u / T; u++) {
+                let c = kl + u * T;
+                let k = kt + 4u * c;
+                var xs: array<vec4<f32>, 4>;
+                for (var q = 0u; q < 4u; q++) {
+                    xs[q] = vec4<f32>(0.0);
+                    if (q < nrow && k < k1) {
+                        let e = (rm + q) * p.k_in;
+                        xs[q] = ld4_at(f16, 0u, e + k, in_aligned, e + k1);
+                    }
+                }
+                for (var jj = 0u; jj < 16u; jj++) {
+                    let a = a_t[jj * XSTRIDE + c];
+                    for (var q = 0u; q < 4u; q++) {
+                        acc[q * 4u + jj / 4u][jj % 4u] += dot(xs[q], a);
+                    }
+                }
+            }
+        }
+        // Sum over the k lanes of each row group, a row at a time.
+        let nout = (WG / T) * 4u;
+        for (var q = 0u; q < 4u; q++) {
+            workgroupBarrier();
+            for (var jq = 0u; jq < 4u; jq++) {
+                part[lid * 4u + jq] = acc[q * 4u + jq];
+            }
+            workgroupBarrier();
+            for (var o = lid; o < nout; o += WG) {
+                let g2 = o / 4u;
+                let jq = o % 4u;
+                var s = vec4<f32>(0.0);
+                for (var l = 0u; l < T; l++) {
+                    s += part[(g2 * T + l) * 4u + jq];
+                }
+                let m = m0 + 4u * g2 + q;
+                if (m < p.rows) {
+                    for (var i = 0u; i < 4u; i++) {
+                        let j = jb + 4u * jq + i;
+                        if (j < r) {
+                            scratch[(sl * p.rows + m) * r4 + j] = s[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tb(f16: bool, g: u32, lid: u32) {
+    let chunks_out = (p.n_out + 3u) / 4u;
+    let cb = (chunks_out + T - 1u) / T;
+    let m0 = (g / cb) * 16u;
+    let tm = min(16u, p.rows - m0);
+    let r = p.rank;
+    let r4 = (r + 3u) / 4u * 4u;
+    let rq = (r + 7u) / 8u * 2u; // vec4 per row, even: the product below takes 8 ranks a step
+    for (var i = lid; i < 16u * rq; i += WG) {
+        let m = i / rq;
+        let jq = i % rq;
+        var v = vec4<f32>(0.0);
+        if (m < tm) {
+            for (var q = 0u; q < 4u; q++) {
+                let j = 4u * jq + q;
+                if (j < r) {
+                    if (MODE == 3u) {
+                        v[q] = ld1(f16, 1u, (m0 + m) * r + j);
+                    } else {
+                        for (var s = 0u; s < p.slices; s++) {
+                            v[q] += scratch[(s * p.rows + m0 + m) * r4 + j];
+                        }
+                    }
+                }
+            }
+        }
+        t4[m * 32u + jq] = v;
+    }
+    workgroupBarrier();
+    let cc = (g % cb) * T + lid % T;
+    if (cc >= chunks_out) {
+        return;
+    }
+    let col = 4u * cc;
+    let nl = min(4u, p.n_out - col);
+    let aligned = p.n_out % 4u == 0u;
+    let m = (lid / T) * 4u;
+    // Four rows in named accumulators (no register array), their base chunks loaded first;
+    // then 8 rows of B per step, all loaded before use.
+    var a0 = base_at(f16, m, col, nl, aligned, m0, tm);
+    var a1 = base_at(f16, m + 1u, col, nl, aligned, m0, tm);
+    var a2 = base_at(f16, m + 2u, col, nl, aligned, m0, tm);
+    var a3 = base_at(f16, m + 3u, col, nl, aligned, m0, tm);
+    for (var j = 0u; j < r; j += 8u) {
+        var b: array<vec4<f32>, 8>;
+        for (var q = 0u; q < 8u; q++) {
+            b[q] = vec4<f32>(0.0);
+            if (j + q < r) {
+                let e = (j + q) * p.n_out;
+                b[q] = p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
+            }
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let jq = j / 4u + h;
+            let t0 = t4[m * 32u + jq];
+            let t1 = t4[(m + 1u) * 32u + jq];
+            let t2 = t4[(m + 2u) * 32u + jq];
+            let t3 = t4[(m + 3u) * 32u + jq];
+            let b0 = b[4u * h];
+            let b1 = b[4u * h + 1u];
+            let b2 = b[4u * h + 2u];
+            let b3 = b[4u * h + 3u];
+            a0 += t0.x * b0 + t0.y * b1 + t0.z * b2 + t0.w * b3;
+            a1 += t1.x * b0 + t1.y * b1 + t1.z * b2 + t1.w * b3;
+            a2 += t2.x * b0 + t2.y * b1 + t2.z * b2 + t2.w * b3;
+            a3 += t3.x * b0 + t3.y * b1 + t3.z * b2 + t3.w * b3;
+        }
+    }
+    finish(f16, m, col, nl, aligned, m0, tm, a0);
+    finish(f16, m + 1u, col, nl, aligned, m0, tm, a1);
+    finish(f16, m + 2u, col, nl, aligned, m0, tm, a2);
+    finish(f16, m + 3u, col, nl, aligned, m0, tm, a3);
+}
+
+fn xa_skip(g: u32) -> bool {
+    return g >= ((p.rows + 4u * (WG / T) - 1u) / (4u * (WG / T))) * p.slices;
+}
+
+fn tb_skip(g: u32) -> bool {
+    return g >= ((p.rows + 15u) / 16u) * (((p.n_out + 3u) / 4u + T - 1u) / T);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f32_xa(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (xa_skip(g)) { return; }
+    xa(false, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16_xa(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (xa_skip(g)) { return; }
+    xa(true, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f32_tb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (tb_skip(g)) { return; }
+    tb(false, g, lid);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16_tb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (tb_skip(g)) { return; }
+    tb(true, g, lid);
+}

@@ -104,6 +104,12 @@ pub enum Kind {
     Down,
     /// Second dispatch of a split form (LoRA: sum the slices, then `·B`).
     Up,
+    /// LoRA's tiled form for many rows: `t = x·A` per k slice into scratch (`threads`: k lanes
+    /// a row group, 4..=32; `chunks`: 4-element chunks of k a lane sums, 8..=64), then
+    /// [`Kind::Expand`].
+    Project,
+    /// Second dispatch of the tiled form: `y = base + s·t·B`, 16 rows a workgroup.
+    Expand,
 }
 
 impl Kind {
@@ -114,6 +120,8 @@ impl Kind {
             Kind::Plain => None,
             Kind::Down => Some("down"),
             Kind::Up => Some("up"),
+            Kind::Project => Some("xa"),
+            Kind::Expand => Some("tb"),
         }
     }
 }
@@ -172,6 +180,7 @@ impl Variant {
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
+            Kind::Project | Kind::Expand => format!("tiled kl{} k{}", self.threads, self.chunks),
         }
     }
 }

@@ -344,7 +344,7 @@ impl Fused<'_> {
         match self.op {
             OpName::Lora => {
                 let s = t[0].shape();
-                let v = lora::variant_on(self.ctx, s[0], s[1], t[2].shape()[1]);
+                let v = lora::variant_on(self.ctx, s[0], s[1], t[2].shape()[1], t[0].dtype());
                 match self.ctx.backend() {
                     Backend::Native => format!("tile{} col-blocks{}", v.chunks, v.threads),
                     Backend::Wgsl => v.describe(),

@@ -86,36 +86,36 @@ pub fn run(args: &[String]) -> Res<()> {
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                    for tm in [4u32, 8, 16] {
+                    let tiled = [4u32, 8, 16, 32].into_iter().flat_map(|kl| {
+                        [8u32, 16, 32, 64].map(|k| Variant { kind: Kind::Project, wg: 256, threads: kl, chunks: k, mode: 1 })
+                    });
+                    let fused = [4u32, 8, 16].into_iter().flat_map(|tm| {
                         let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
-                        for per in [1u32, 2, 4, 8, 16, 32, 64] {
-                            if per > passes {
-                                continue;
-                            }
-                            for kind in [Kind::Plain, Kind::Down] {
-                                let v = Variant { kind, wg: 256, threads: per, chunks: tm, mode: 1 };
-                                let args = lora::Args {
-                                    x: &x,
-                                    a: &a,
-                                    b: &b,
-                                    base: Some(&base),
-                                    y: &y,
-                                    scale: 0.5,
-                                    mode: lora::Mode::Base,
-                                    variant: Some(v),
-                                };
-                                let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
-                                println!(
-                                    "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
-                                    dtype.name(),
-                                    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
-                                    v.describe(),
-                                    us,
-                                    bytes as f64 / (us * 1e3),
-                                    100.0 * bound / us
-                                );
-                            }
-                        }
+                        [1u32, 2, 4, 8, 16, 32, 64].into_iter().filter(move |&per| per <= passes).flat_map(move |per| {
+                            [Kind::Plain, Kind::Down].map(|kind| Variant { kind, wg: 256, threads: per, chunks: tm, mode: 1 })
+                        })
+                    });
+                    for v in tiled.chain(fused) {
+                        let args = lora::Args {
+                            x: &x,
+                            a: &a,
+                            b: &b,
+                            base: Some(&base),
+                            y: &y,
+                            scale: 0.5,
+                            mode: lora::Mode::Base,
+                            variant: Some(v),
+                        };
+                        let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
+                        println!(
+                            "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
+                            dtype.name(),
+                            s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                            v.describe(),
+                            us,
+                            bytes as f64 / (us * 1e3),
+                            100.0 * bound / us
+                        );
                     }
                     continue;
                 }
