@@ -255,7 +255,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     let merge = a.mode == Mode::Merge;
     let r4 = rank.div_ceil(4) * 4;
     let tiles = tiles_of(rows, 4 * (WG / v.threads));
-    let max_elems = (ctx.info().limits.max_storage_buffer_binding_size as u64 / 4).min(u32::MAX as u64 / 2);
+    let max_elems = (ctx.info().limits.max_storage_buffer_binding_size / 4).min(u32::MAX as u64 / 2);
     let mut slices = if merge { 1 } else { (k_in.div_ceil(4) as u64).div_ceil((v.threads * v.chunks) as u64).clamp(1, 64) };
     while slices > 1 && slices * (rows * r4) as u64 > max_elems {
         slices /= 2;
