@@ -213,19 +213,36 @@ fn gather_w(f16: bool, c: u32, row: Row) -> vec4<f32> {
 fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
+    // Every load of the row first, then the arithmetic: all K loads are in flight together.
+    for (var i = 0u; i < K; i++) {
+        let c = row.c0 + row.tid + i * T;
+        if (c < row.c1) {
+            v[i] = load_x(f16, c);
+        }
+    }
+    if (add) {
+        var rv: array<vec4<f32>, KMAX>;
+        for (var i = 0u; i < K; i++) {
+            let c = row.c0 + row.tid + i * T;
+            if (c < row.c1) {
+                rv[i] = load_r(f16, c);
+            }
+        }
+        for (var i = 0u; i < K; i++) {
+            let c = row.c0 + row.tid + i * T;
+            if (c < row.c1) {
+                v[i] = round_sum(f16, v[i] + rv[i]);
+                if (full(c, row)) {
+                    store_full(f16, 1u, c, v[i]);
+                }
+            }
+        }
+    }
     var ss = 0.0;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
-            var a = load_x(f16, c);
-            if (add) {
-                a = round_sum(f16, a + load_r(f16, c));
-                if (full(c, row)) {
-                    store_full(f16, 1u, c, a);
-                }
-            }
-            v[i] = a;
-            ss += sumsq(a, c, row);
+            ss += sumsq(v[i], c, row);
         }
     }
     if (add) {
