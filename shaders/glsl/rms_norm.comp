@@ -63,10 +63,13 @@ void rms_row(uint row) {
     uint nch = (p.n + 3u) / 4u;
     vec4 v[KMAX];
     float ss = 0.0;
+    // Every load of the row first, then the sum: all KMAX loads are in flight together.
     [[unroll]] for (uint k = 0u; k < KMAX; k++) {
         uint c = LANE + k * TSIZE;
         v[k] = vec4(0.0);
         if (c < nch) { v[k] = input_chunk(e0, c); }
+    }
+    [[unroll]] for (uint k = 0u; k < KMAX; k++) {
         ss += dot(v[k], v[k]);
     }
     float inv = inversesqrt(team_sum(ss) / float(p.n) + p.eps);

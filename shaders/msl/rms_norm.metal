@@ -30,9 +30,12 @@ inline void rms_row_reg(device const T* x, device const T* w, device const T* r,
     uint nch = (p.n + 3) / 4;
     float4 v[KMAX];
     float ss = 0.0f;
+    // Every load of the row first, then the sum: all KMAX loads are in flight together.
     for (uint k = 0; k < KMAX; ++k) {
         uint c = t_lane + k * t_size;
         v[k] = c < nch ? rms_input<T, ADD>(x, r, h, p, e0, c) : float4(0.0f);
+    }
+    for (uint k = 0; k < KMAX; ++k) {
         ss += dot(v[k], v[k]);
     }
     float inv = rsqrt(team_sum<SUB>(ss, red, id) / float(p.n) + p.eps);
