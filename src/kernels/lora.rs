@@ -29,6 +29,8 @@ const WG: u32 = 256;
 const TILED_FROM_ROWS: usize = 2048;
 /// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
 const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
+/// Workgroup memory of the tiled form's first dispatch: `a_t` and `part` in lora.wgsl.
+const TILED_SHARED_BYTES: u32 = 528 * 16 + 1024 * 16;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +252,15 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
             what: format!(
                 "tiled variant {v:?}: k lanes (threads) must be 4, 8, 16 or 32, chunks a k lane sums (chunks) 8, 16, 32 or 64, {WG} threads"
             ),
+        });
+    }
+    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
+    if storage < TILED_SHARED_BYTES {
+        return Err(Error::TooLarge {
+            op: OP,
+            what: "workgroup memory the tiled form needs",
+            got: TILED_SHARED_BYTES as u64,
+            limit: storage as u64,
         });
     }
     let merge = a.mode == Mode::Merge;
