@@ -109,7 +109,7 @@ fn lora_merge_shapes() {
 fn lora_every_variant() {
     use wgfuse::kernels::{lora, Kind, Variant};
     let ctx = ctx(false);
-    let shapes = [(2100usize, 40usize, 5usize, 36usize), (17, 9, 1, 1030), (33, 64, 128, 8)];
+    let shapes = [(2100usize, 40usize, 5usize, 36usize), (17, 9, 1, 1030), (33, 64, 128, 8), (70, 1030, 20, 37)];
     for ((rows, k_in, rank, out), dtype) in shapes.into_iter().flat_map(|s| [(s, DType::F32), (s, DType::F16)]) {
         let what = format!("variants {rows}x{k_in}x{rank}x{out} {dtype:?}");
         let mut g = rng(&what);
@@ -129,7 +129,7 @@ fn lora_every_variant() {
             .into_iter()
             .flat_map(|tm| [1u32, 2, 3, 64].map(|p| (tm, p)))
             .flat_map(|(tm, p)| [(Kind::Plain, tm, p), (Kind::Down, tm, p)])
-            .chain([8u32, 16, 32, 64].into_iter().flat_map(|k| [4u32, 8, 16, 32].map(|kl| (Kind::Project, k, kl))))
+            .chain([1u32, 2, 3, 7, 64].map(|kt| (Kind::Project, kt, 32)))
         {
             {
                 let v = Variant { kind, wg: 256, threads: passes, chunks: tm, mode: 0 };

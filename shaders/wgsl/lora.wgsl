@@ -436,101 +436,130 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 // ---- Tiled form, for many rows: two dispatches that each keep the GPU full ----
 //
-// `xa`: t = x A for a tile of 4 * WG / T rows over one k slice, into `scratch` (slice-major:
-// [slice][row][r rounded up to 4]). Threads form WG / T row groups of 4 rows; the T threads of
-// a group ("k lanes") take neighbouring 4-element chunks of the same rows, so each x load of a
-// subgroup covers whole cache lines. A is staged per k tile of 128, transposed ([rank][k]), in
-// `a_t`: a k lane reads 4 k values of one rank as one vec4, next to its neighbours' (no bank
-// conflicts), and each such read feeds 16 FMAs (4 rows x 4 k). A thread keeps 4 rows x 16
-// ranks of t in registers; ranks past 16 take more passes over x. The k lanes' partial sums
-// meet in shared memory (`part`), one row at a time.
+// `xa` (T = 32 k lanes): t = x A for a tile of 4 * WG / 32 rows over one k slice of K tiles of
+// 128, into `scratch` (slice-major: [slice][row][r rounded up to 4]). Threads form WG / 32 row
+// groups of 4 rows; the 32 k lanes of a group read neighbouring 4-element chunks of the same
+// rows (512 contiguous bytes of each row per load). Per k tile of 128, A is staged in `a_s`
+// ([chunk][k of the chunk][rank quad], 17 vec4 a chunk: lanes of a subgroup hit distinct
+// banks), and each A vec4 read feeds 16 FMAs (4 rows x 4 ranks). The x chunks of the next k tile
+// are loaded before the current one is used, so loads stay in flight across the barriers. A
+// thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
+// over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
 // `tb` (T = 64): y = base + s t B for 16 rows x 64 column chunks per workgroup: the tile's t
 // (the slices summed, or rows of A for the merge) is staged in `t4`; thread (group, chunk)
-// keeps 4 rows of one 4-column chunk in registers, loads their base chunks first, and streams
-// 8 rows of B (L1/L2 hits: B is small) per step.
+// keeps 4 rows of one 4-column chunk in registers, loads their base chunks before t is
+// staged, and streams 8 rows of B (L1/L2 hits: B is small) per step.
 
-const XKT: u32 = 128u;         // k per staged tile of A
-const XSTRIDE: u32 = 33u;      // vec4 per rank row of a_t: 32 chunks + 1 of padding
-var<workgroup> a_t: array<vec4<f32>, 528>; // 16 ranks x XSTRIDE
+const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
+const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding
+var<workgroup> a_s: array<vec4<f32>, 1024>; // 32 chunks x XSTRIDE (544), and the k-lane partials (WG x 4)
 var<workgroup> t4: array<vec4<f32>, 512>;  // 16 rows x 32 vec4 (rank <= 128)
+
+// Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1.
+fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<f32> {
+    if (q >= nrow || k >= k1) {
+        return vec4<f32>(0.0);
+    }
+    let e = (rm + q) * p.k_in;
+    return ld4_at(f16, 0u, e + k, in_aligned, e + k1);
+}
+
+// acc[q] += x[q] (4 k) times the 4 x 4 block of A at rank quad jq of chunk c of a_s.
+fn mac4(c: u32, jq: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+        a0: ptr<function, vec4<f32>>, a1: ptr<function, vec4<f32>>, a2: ptr<function, vec4<f32>>, a3: ptr<function, vec4<f32>>) {
+    let b0 = a_s[c * XSTRIDE + jq];
+    let b1 = a_s[c * XSTRIDE + 4u + jq];
+    let b2 = a_s[c * XSTRIDE + 8u + jq];
+    let b3 = a_s[c * XSTRIDE + 12u + jq];
+    *a0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
+    *a1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
+    *a2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
+    *a3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+}
+
+// Row q of each row group: the k lanes' partial sums (4 rank quads) added up and written to
+// scratch for ranks jb .. jb + 16.
+fn xa_out(q: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, lid: u32, m0: u32, sl: u32, jb: u32) {
+    let r = p.rank;
+    let r4 = (r + 3u) / 4u * 4u;
+    workgroupBarrier();
+    a_s[lid * 4u] = v0;
+    a_s[lid * 4u + 1u] = v1;
+    a_s[lid * 4u + 2u] = v2;
+    a_s[lid * 4u + 3u] = v3;
+    workgroupBarrier();
+    // (WG / T) row groups x 16 ranks, each a sum over T lanes.
+    for (var o = lid; o < (WG / T) * 16u; o += WG) {
+        let g2 = o / 16u;
+        let j = o % 16u;
+        var s = 0.0;
+        for (var l = 0u; l < T; l++) {
+            s += a_s[(g2 * T + l) * 4u + j / 4u][j % 4u];
+        }
+        let m = m0 + 4u * g2 + q;
+        if (m < p.rows && jb + j < r) {
+            scratch[(sl * p.rows + m) * r4 + jb + j] = s;
+        }
+    }
+}
 
 fn xa(f16: bool, g: u32, lid: u32) {
     let rw = 4u * (WG / T);
     let tile = g / p.slices;
     let sl = g % p.slices;
     let m0 = tile * rw;
-    let rg = lid / T;
+    let rm = m0 + 4u * (lid / T);
     let kl = lid % T;
-    let rm = m0 + 4u * rg;
     let nrow = p.rows - min(p.rows, rm);
     let r = p.rank;
-    let r4 = (r + 3u) / 4u * 4u;
-    let kc = ((p.k_in + XKT - 1u) / XKT + p.slices - 1u) / p.slices * XKT;
+    let kc = K * XKT;
     let k0 = min(sl * kc, p.k_in);
     let k1 = min(k0 + kc, p.k_in);
     let in_aligned = p.k_in % 4u == 0u;
+    let a_aligned = r % 4u == 0u;
     for (var jb = 0u; jb < r; jb += 16u) {
-        var acc: array<vec4<f32>, 16>; // [row q * 4 + rank quad]
-        for (var i = 0u; i < 16u; i++) {
-            acc[i] = vec4<f32>(0.0);
-        }
+        var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
+        var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
+        var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
+        var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0);
+        // x of the first k tile; each step then loads the next tile's before using this one.
+        var x0 = x_at(f16, rm, 0u, nrow, k0 + 4u * kl, k1, in_aligned);
+        var x1 = x_at(f16, rm, 1u, nrow, k0 + 4u * kl, k1, in_aligned);
+        var x2 = x_at(f16, rm, 2u, nrow, k0 + 4u * kl, k1, in_aligned);
+        var x3 = x_at(f16, rm, 3u, nrow, k0 + 4u * kl, k1, in_aligned);
         for (var kt = k0; kt < k1; kt += XKT) {
             workgroupBarrier();
-            for (var i = lid; i < 16u * XKT; i += WG) {
-                let kk = i / 16u;
-                let j = i % 16u;
-                var v = 0.0;
-                if (kt + kk < k1 && jb + j < r) {
-                    v = ld1(f16, 1u, (kt + kk) * r + jb + j);
+            // A rows kt .. kt + 128, ranks jb .. jb + 16: 512 (k, rank quad) vec4 over the threads.
+            for (var i = lid; i < 4u * XKT; i += WG) {
+                let kk = i / 4u;
+                let jq = i % 4u;
+                var v = vec4<f32>(0.0);
+                let j = jb + 4u * jq;
+                if (kt + kk < k1 && j < r) {
+                    let e = (kt + kk) * r;
+                    v = ld4_at(f16, 1u, e + j, a_aligned, e + min(r, j + 4u));
                 }
-                a_t[j * XSTRIDE + kk / 4u][kk % 4u] = v;
+                a_s[(kk / 4u) * XSTRIDE + (kk % 4u) * 4u + jq] = v;
             }
+            let kn = kt + XKT + 4u * kl;
+            let n0 = x_at(f16, rm, 0u, nrow, kn, k1, in_aligned);
+            let n1 = x_at(f16, rm, 1u, nrow, kn, k1, in_aligned);
+            let n2 = x_at(f16, rm, 2u, nrow, kn, k1, in_aligned);
+            let n3 = x_at(f16, rm, 3u, nrow, kn, k1, in_aligned);
             workgroupBarrier();
-            for (var u = 0u; u < XKT / 4u / T; u++) {
-                let c = kl + u * T;
-                let k = kt + 4u * c;
-                var xs: array<vec4<f32>, 4>;
-                for (var q = 0u; q < 4u; q++) {
-                    xs[q] = vec4<f32>(0.0);
-                    if (q < nrow && k < k1) {
-                        let e = (rm + q) * p.k_in;
-                        xs[q] = ld4_at(f16, 0u, e + k, in_aligned, e + k1);
-                    }
-                }
-                for (var jj = 0u; jj < 16u; jj++) {
-                    let a = a_t[jj * XSTRIDE + c];
-                    for (var q = 0u; q < 4u; q++) {
-                        acc[q * 4u + jj / 4u][jj % 4u] += dot(xs[q], a);
-                    }
-                }
-            }
+            mac4(kl, 0u, x0, x1, x2, x3, &a00, &a10, &a20, &a30);
+            mac4(kl, 1u, x0, x1, x2, x3, &a01, &a11, &a21, &a31);
+            mac4(kl, 2u, x0, x1, x2, x3, &a02, &a12, &a22, &a32);
+            mac4(kl, 3u, x0, x1, x2, x3, &a03, &a13, &a23, &a33);
+            x0 = n0;
+            x1 = n1;
+            x2 = n2;
+            x3 = n3;
         }
-        // Sum over the k lanes of each row group, a row at a time.
-        let nout = (WG / T) * 4u;
-        for (var q = 0u; q < 4u; q++) {
-            workgroupBarrier();
-            for (var jq = 0u; jq < 4u; jq++) {
-                part[lid * 4u + jq] = acc[q * 4u + jq];
-            }
-            workgroupBarrier();
-            for (var o = lid; o < nout; o += WG) {
-                let g2 = o / 4u;
-                let jq = o % 4u;
-                var s = vec4<f32>(0.0);
-                for (var l = 0u; l < T; l++) {
-                    s += part[(g2 * T + l) * 4u + jq];
-                }
-                let m = m0 + 4u * g2 + q;
-                if (m < p.rows) {
-                    for (var i = 0u; i < 4u; i++) {
-                        let j = jb + 4u * jq + i;
-                        if (j < r) {
-                            scratch[(sl * p.rows + m) * r4 + j] = s[i];
-                        }
-                    }
-                }
-            }
-        }
+        xa_out(0u, a00, a01, a02, a03, lid, m0, sl, jb);
+        xa_out(1u, a10, a11, a12, a13, lid, m0, sl, jb);
+        xa_out(2u, a20, a21, a22, a23, lid, m0, sl, jb);
+        xa_out(3u, a30, a31, a32, a33, lid, m0, sl, jb);
     }
 }
 
@@ -542,41 +571,45 @@ fn tb(f16: bool, g: u32, lid: u32) {
     let r = p.rank;
     let r4 = (r + 3u) / 4u * 4u;
     let rq = (r + 7u) / 8u * 2u; // vec4 per row, even: the product below takes 8 ranks a step
-    for (var i = lid; i < 16u * rq; i += WG) {
-        let m = i / rq;
-        let jq = i % rq;
-        var v = vec4<f32>(0.0);
-        if (m < tm) {
-            for (var q = 0u; q < 4u; q++) {
-                let j = 4u * jq + q;
-                if (j < r) {
-                    if (MODE == 3u) {
-                        v[q] = ld1(f16, 1u, (m0 + m) * r + j);
-                    } else {
-                        for (var s = 0u; s < p.slices; s++) {
-                            v[q] += scratch[(s * p.rows + m0 + m) * r4 + j];
-                        }
-                    }
-                }
-            }
-        }
-        t4[m * 32u + jq] = v;
-    }
-    workgroupBarrier();
     let cc = (g % cb) * T + lid % T;
-    if (cc >= chunks_out) {
-        return;
-    }
-    let col = 4u * cc;
+    let live = cc < chunks_out;
+    let col = 4u * min(cc, chunks_out - 1u);
     let nl = min(4u, p.n_out - col);
     let aligned = p.n_out % 4u == 0u;
     let m = (lid / T) * 4u;
-    // Four rows in named accumulators (no register array), their base chunks loaded first;
-    // then 8 rows of B per step, all loaded before use.
-    var a0 = base_at(f16, m, col, nl, aligned, m0, tm);
-    var a1 = base_at(f16, m + 1u, col, nl, aligned, m0, tm);
-    var a2 = base_at(f16, m + 2u, col, nl, aligned, m0, tm);
-    var a3 = base_at(f16, m + 3u, col, nl, aligned, m0, tm);
+    // Four rows in named accumulators (no register array); their base chunks are loaded
+    // before t is staged, so that those loads are in flight meanwhile.
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    if (live) {
+        a0 = base_at(f16, m, col, nl, aligned, m0, tm);
+        a1 = base_at(f16, m + 1u, col, nl, aligned, m0, tm);
+        a2 = base_at(f16, m + 2u, col, nl, aligned, m0, tm);
+        a3 = base_at(f16, m + 3u, col, nl, aligned, m0, tm);
+    }
+    // t staged one rank per thread: 16 rows x 4 rq ranks.
+    for (var i = lid; i < 64u * rq; i += WG) {
+        let mm = i / (4u * rq);
+        let j = i % (4u * rq);
+        var v = 0.0;
+        if (mm < tm && j < r) {
+            if (MODE == 3u) {
+                v = ld1(f16, 1u, (m0 + mm) * r + j);
+            } else {
+                for (var s = 0u; s < p.slices; s++) {
+                    v += scratch[(s * p.rows + m0 + mm) * r4 + j];
+                }
+            }
+        }
+        t4[mm * 32u + j / 4u][j % 4u] = v;
+    }
+    workgroupBarrier();
+    if (!live) {
+        return;
+    }
+    // 8 rows of B per step, all loaded before use.
     for (var j = 0u; j < r; j += 8u) {
         var b: array<vec4<f32>, 8>;
         for (var q = 0u; q < 8u; q++) {

@@ -29,8 +29,12 @@ const WG: u32 = 256;
 const TILED_FROM_ROWS: usize = 2048;
 /// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
 const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
-/// Workgroup memory of the tiled form's first dispatch: `a_t` and `part` in lora.wgsl.
-const TILED_SHARED_BYTES: u32 = 528 * 16 + 1024 * 16;
+/// Workgroup memory of the tiled form's first dispatch: `a_s` in lora.wgsl.
+const TILED_SHARED_BYTES: u32 = 1024 * 16;
+/// k lanes a row group of the tiled form's first dispatch (`T` of `xa` in lora.wgsl).
+const TILED_LANES: u32 = 32;
+/// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
+const TILED_KT: usize = 128;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,12 +136,29 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
     let v = variant(rows, out);
     if rows >= TILED_FROM_ROWS && dtype == DType::F16 {
-        Variant { kind: Kind::Project, wg: WG, threads: 4, chunks: 32, mode: 0 }
+        tiled_variant(rows, k_in)
     } else if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
         Variant { kind: Kind::Down, ..v }
     } else {
         v
     }
+}
+
+/// The tiled form's variant: k tiles of 128 per slice (`chunks`) so that the first dispatch
+/// has about four workgroups per multiprocessor of a large GPU (~528).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096);
+/// assert_eq!((v.threads, v.chunks), (32, 7)); // 128 row tiles x 5 slices of 7 k tiles
+/// # Ok(()) }
+/// ```
+pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
+    let row_tiles = tiles_of(rows, 4 * (WG / TILED_LANES));
+    let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
+    let slices = 528u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
+    let chunks = k_tiles.div_ceil(slices);
+    Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
 }
 
 fn tiles_of(rows: usize, tm: u32) -> u64 {
@@ -242,16 +263,14 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
 }
 
 /// The tiled form (`Kind::Project`): `x·A` per k slice into scratch, then `base + s·t·B`; the
-/// merge needs only the second dispatch (its `t` is A). `v.threads` k lanes a row group (a
-/// workgroup takes `4·256 / threads` rows), `v.chunks` 4-element chunks of k each lane sums
-/// (the k slices follow: `in / (4·threads·chunks)`, 1 to 64).
+/// merge needs only the second dispatch (its `t` is A). `v.threads` k lanes a row group (32; a
+/// workgroup takes `4·256 / 32` rows), `v.chunks` k tiles of 128 a slice (1 to 256; the k
+/// slices follow: `ceil(in / 128 / chunks)`, at most 64).
 fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType, pooled: bool) -> Result<Plan> {
-    if !matches!(v.threads, 4 | 8 | 16 | 32) || !matches!(v.chunks, 8 | 16 | 32 | 64) || v.wg != WG {
+    if v.threads != TILED_LANES || !(1..=256).contains(&v.chunks) || v.wg != WG {
         return Err(Error::InvalidArgument {
             op: OP,
-            what: format!(
-                "tiled variant {v:?}: k lanes (threads) must be 4, 8, 16 or 32, chunks a k lane sums (chunks) 8, 16, 32 or 64, {WG} threads"
-            ),
+            what: format!("tiled variant {v:?}: k lanes (threads) must be {TILED_LANES}, k tiles a slice (chunks) 1 to 256, {WG} threads"),
         });
     }
     let storage = ctx.info().limits.max_compute_workgroup_storage_size;
@@ -267,15 +286,18 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     let r4 = rank.div_ceil(4) * 4;
     let tiles = tiles_of(rows, 4 * (WG / v.threads));
     let max_elems = (ctx.info().limits.max_storage_buffer_binding_size / 4).min(u32::MAX as u64 / 2);
-    let mut slices = if merge { 1 } else { (k_in.div_ceil(4) as u64).div_ceil((v.threads * v.chunks) as u64).clamp(1, 64) };
-    while slices > 1 && slices * (rows * r4) as u64 > max_elems {
-        slices /= 2;
+    let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
+    let mut per_slice = v.chunks as u64;
+    let mut slices = if merge { 1 } else { k_tiles.div_ceil(per_slice) };
+    while !merge && (slices > 64 || (slices > 1 && slices * (rows * r4) as u64 > max_elems)) {
+        per_slice *= 2;
+        slices = k_tiles.div_ceil(per_slice);
     }
     let cpw = 64;
     let col_blocks = (out.div_ceil(4) as u64).div_ceil(cpw as u64);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, slices as u32];
     let key = |variant| PipelineKey { op: Op::Lora, variant, dtype, backend: ctx.backend() };
-    let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: 4, mode: v.mode });
+    let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: per_slice as u32, mode: v.mode });
     let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: cpw as u32, chunks: 4, mode: v.mode });
     let expand_groups = (rows as u64).div_ceil(16) * col_blocks;
     let steps = if merge { vec![(expand, expand_groups)] } else { vec![(project, tiles * slices), (expand, expand_groups)] };

@@ -105,7 +105,7 @@ pub enum Kind {
     /// Second dispatch of a split form (LoRA: sum the slices, then `·B`).
     Up,
     /// LoRA's tiled form for many rows: `t = x·A` per k slice into scratch (`threads`: k lanes
-    /// a row group, 4..=32; `chunks`: 4-element chunks of k a lane sums, 8..=64), then
+    /// a row group, 32; `chunks`: k tiles of 128 a slice, 1..=256), then
     /// [`Kind::Expand`].
     Project,
     /// Second dispatch of the tiled form: `y = base + s·t·B`, 16 rows a workgroup.
@@ -180,7 +180,7 @@ impl Variant {
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
-            Kind::Project | Kind::Expand => format!("tiled kl{} k{}", self.threads, self.chunks),
+            Kind::Project | Kind::Expand => format!("tiled kl{} kt{}", self.threads, self.chunks),
         }
     }
 }
