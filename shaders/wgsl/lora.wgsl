@@ -441,9 +441,9 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // groups of 4 rows; the 32 k lanes of a group read neighbouring 4-element chunks of the same
 // rows (512 contiguous bytes of each row per load). Per k tile of 128, A is staged in `a_s`
 // ([chunk][k of the chunk][rank quad], 17 vec4 a chunk: lanes of a subgroup hit distinct
-// banks), and each A vec4 read feeds 16 FMAs (4 rows x 4 ranks). The x chunks of the next k tile
-// are loaded before the current one is used, so loads stay in flight across the barriers. A
-// thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
+// banks), and each A vec4 read feeds 16 FMAs (4 rows x 4 ranks). Two tiles of A are staged in
+// turn: the next tile's A and x are loaded before the current one is used, so loads stay in
+// flight over the products, and there is one barrier a tile. A thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
 // over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
 // `tb` (T = 64): y = base + s t B for 16 rows x 64 column chunks per workgroup: the tile's t
 // (the slices summed, or rows of A for the merge) is staged in `t4`; thread (group, chunk)
@@ -452,29 +452,80 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
 const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding
-var<workgroup> a_s: array<vec4<f32>, 1024>; // 32 chunks x XSTRIDE (544), and the k-lane partials (WG x 4)
+const XBUF: u32 = 544u;        // vec4 per staged tile: 32 chunks x XSTRIDE
+var<workgroup> a_s: array<vec4<f32>, 1088>; // two tiles (double buffer), and the k-lane partials (WG x 4)
 var<workgroup> t4: array<vec4<f32>, 512>;  // 16 rows x 32 vec4 (rank <= 128)
 
-// Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1.
-fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<f32> {
+// Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1, as raw
+// bits: f32 lanes, or (f16) 4 halves in .xy. The conversion waits for `x_val`, at the use, so
+// that a load made a tile ahead stays in flight until then.
+fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
     if (q >= nrow || k >= k1) {
-        return vec4<f32>(0.0);
+        return vec4<u32>(0u);
     }
-    let e = (rm + q) * p.k_in;
-    return ld4_at(f16, 0u, e + k, in_aligned, e + k1);
+    let e = (rm + q) * p.k_in + k;
+    if (in_aligned && k + 4u <= k1) {
+        if (f16) {
+            return vec4<u32>(x16[e >> 2u], 0u, 0u);
+        }
+        return bitcast<vec4<u32>>(x32[e >> 2u]);
+    }
+    let v = ld4_at(f16, 0u, e, in_aligned, e - k + k1);
+    if (f16) {
+        return vec4<u32>(pack2x16float(v.xy), pack2x16float(v.zw), 0u, 0u);
+    }
+    return bitcast<vec4<u32>>(v);
 }
 
-// acc[q] += x[q] (4 k) times the 4 x 4 block of A at rank quad jq of chunk c of a_s.
-fn mac4(c: u32, jq: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+fn x_val(f16: bool, raw: vec4<u32>) -> vec4<f32> {
+    if (f16) {
+        return unpack4(raw.xy);
+    }
+    return bitcast<vec4<f32>>(raw);
+}
+
+// acc[q] += x[q] (4 k) times the 4 x 4 block of A at rank quad jq of the chunk at `at` in a_s.
+fn mac4(at: u32, jq: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
         a0: ptr<function, vec4<f32>>, a1: ptr<function, vec4<f32>>, a2: ptr<function, vec4<f32>>, a3: ptr<function, vec4<f32>>) {
-    let b0 = a_s[c * XSTRIDE + jq];
-    let b1 = a_s[c * XSTRIDE + 4u + jq];
-    let b2 = a_s[c * XSTRIDE + 8u + jq];
-    let b3 = a_s[c * XSTRIDE + 12u + jq];
+    let b0 = a_s[at + jq];
+    let b1 = a_s[at + 4u + jq];
+    let b2 = a_s[at + 8u + jq];
+    let b3 = a_s[at + 12u + jq];
     *a0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
     *a1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
     *a2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
     *a3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+}
+
+// Thread lid's share of A rows kt .. kt + 128, ranks jb .. jb + 16 (512 (k, rank quad) vec4
+// over the threads; WG = 256: two each), 0 past k1 or the rank.
+// As raw bits, like `x_at`: converted by `a_put`, after the products that hide the load.
+fn a_tile(f16: bool, lid: u32, kt: u32, k1: u32, jb: u32, h: u32, aligned: bool) -> vec4<u32> {
+    let i = lid + h * WG;
+    let kk = i / 4u;
+    let j = jb + 4u * (i % 4u);
+    let r = p.rank;
+    if (kt + kk >= k1 || j >= r) {
+        return vec4<u32>(0u);
+    }
+    let e = (kt + kk) * r + j;
+    if (aligned && j + 4u <= r) {
+        if (f16) {
+            return vec4<u32>(a16[e >> 2u], 0u, 0u);
+        }
+        return bitcast<vec4<u32>>(a32[e >> 2u]);
+    }
+    let v = ld4_at(f16, 1u, e, aligned, e - j + min(r, j + 4u));
+    if (f16) {
+        return vec4<u32>(pack2x16float(v.xy), pack2x16float(v.zw), 0u, 0u);
+    }
+    return bitcast<vec4<u32>>(v);
+}
+
+fn a_put(f16: bool, buf: u32, lid: u32, h: u32, raw: vec4<u32>) {
+    let i = lid + h * WG;
+    let kk = i / 4u;
+    a_s[buf * XBUF + (kk / 4u) * XSTRIDE + (kk % 4u) * 4u + i % 4u] = x_val(f16, raw);
 }
 
 // Row q of each row group: the k lanes' partial sums (4 rank quads) added up and written to
@@ -522,35 +573,38 @@ fn xa(f16: bool, g: u32, lid: u32) {
         var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
         var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
         var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0);
-        // x of the first k tile; each step then loads the next tile's before using this one.
+        // The first k tile of A and x; each step then loads the next tile's A (into the other
+        // buffer, after its own products) and x before using this one: one barrier a tile.
+        workgroupBarrier();
+        a_put(f16, 0u, lid, 0u, a_tile(f16, lid, k0, k1, jb, 0u, a_aligned));
+        a_put(f16, 0u, lid, 1u, a_tile(f16, lid, k0, k1, jb, 1u, a_aligned));
         var x0 = x_at(f16, rm, 0u, nrow, k0 + 4u * kl, k1, in_aligned);
         var x1 = x_at(f16, rm, 1u, nrow, k0 + 4u * kl, k1, in_aligned);
         var x2 = x_at(f16, rm, 2u, nrow, k0 + 4u * kl, k1, in_aligned);
         var x3 = x_at(f16, rm, 3u, nrow, k0 + 4u * kl, k1, in_aligned);
+        workgroupBarrier();
+        var buf = 0u;
         for (var kt = k0; kt < k1; kt += XKT) {
+            let kn = kt + XKT;
+            let va = a_tile(f16, lid, kn, k1, jb, 0u, a_aligned);
+            let vb = a_tile(f16, lid, kn, k1, jb, 1u, a_aligned);
+            let n0 = x_at(f16, rm, 0u, nrow, kn + 4u * kl, k1, in_aligned);
+            let n1 = x_at(f16, rm, 1u, nrow, kn + 4u * kl, k1, in_aligned);
+            let n2 = x_at(f16, rm, 2u, nrow, kn + 4u * kl, k1, in_aligned);
+            let n3 = x_at(f16, rm, 3u, nrow, kn + 4u * kl, k1, in_aligned);
+            let at = buf * XBUF + kl * XSTRIDE;
+            let v0 = x_val(f16, x0);
+            let v1 = x_val(f16, x1);
+            let v2 = x_val(f16, x2);
+            let v3 = x_val(f16, x3);
+            mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
+            mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
+            mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
+            mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+            buf ^= 1u;
+            a_put(f16, buf, lid, 0u, va);
+            a_put(f16, buf, lid, 1u, vb);
             workgroupBarrier();
-            // A rows kt .. kt + 128, ranks jb .. jb + 16: 512 (k, rank quad) vec4 over the threads.
-            for (var i = lid; i < 4u * XKT; i += WG) {
-                let kk = i / 4u;
-                let jq = i % 4u;
-                var v = vec4<f32>(0.0);
-                let j = jb + 4u * jq;
-                if (kt + kk < k1 && j < r) {
-                    let e = (kt + kk) * r;
-                    v = ld4_at(f16, 1u, e + j, a_aligned, e + min(r, j + 4u));
-                }
-                a_s[(kk / 4u) * XSTRIDE + (kk % 4u) * 4u + jq] = v;
-            }
-            let kn = kt + XKT + 4u * kl;
-            let n0 = x_at(f16, rm, 0u, nrow, kn, k1, in_aligned);
-            let n1 = x_at(f16, rm, 1u, nrow, kn, k1, in_aligned);
-            let n2 = x_at(f16, rm, 2u, nrow, kn, k1, in_aligned);
-            let n3 = x_at(f16, rm, 3u, nrow, kn, k1, in_aligned);
-            workgroupBarrier();
-            mac4(kl, 0u, x0, x1, x2, x3, &a00, &a10, &a20, &a30);
-            mac4(kl, 1u, x0, x1, x2, x3, &a01, &a11, &a21, &a31);
-            mac4(kl, 2u, x0, x1, x2, x3, &a02, &a12, &a22, &a32);
-            mac4(kl, 3u, x0, x1, x2, x3, &a03, &a13, &a23, &a33);
             x0 = n0;
             x1 = n1;
             x2 = n2;

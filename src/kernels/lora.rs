@@ -25,12 +25,12 @@ const OP: &str = "lora";
 /// ```
 pub const MAX_RANK: usize = 128;
 const WG: u32 = 256;
-/// Rows from which f16 LoRA runs the tiled form.
+/// Rows from which LoRA runs the tiled form.
 const TILED_FROM_ROWS: usize = 2048;
 /// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
 const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 /// Workgroup memory of the tiled form's first dispatch: `a_s` in lora.wgsl.
-const TILED_SHARED_BYTES: u32 = 1024 * 16;
+const TILED_SHARED_BYTES: u32 = 1088 * 16;
 /// k lanes a row group of the tiled form's first dispatch (`T` of `xa` in lora.wgsl).
 const TILED_LANES: u32 = 32;
 /// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
@@ -120,22 +120,26 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 }
 
 /// [`variant`], with the split-k form for few row tiles over a long k axis (decoding), and the
-/// tiled form for many f16 rows. From `cargo xtask tune` on an H200: f16 4096x4096 r16 -> 4096
-/// took 198 µs tiled (`kl4 k32`) against 298 for the best one-dispatch form; f32 171 against
-/// 162, and 512 rows 40-55 µs against 20-25: there the one-dispatch form stays.
+/// tiled form for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
+/// f32 4096x4096 r16 -> 4096 took 134.5 µs tiled against 164.9 for the best one-dispatch form
+/// (2048 rows: 78.6 against 83.7), f16 179 against 350; 512 rows 40-55 µs against 20-25: there
+/// the one-dispatch form stays.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::{lora, Kind};
 /// use wgfuse::DType;
 /// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Down); // decoding: split over k
-/// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many f16 rows: tiled
-/// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F32).kind, Kind::Plain);
+/// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many rows: tiled
+/// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F32).kind, Kind::Project);
+/// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Plain);
 /// # Ok(()) }
 /// ```
-pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
+///
+/// Both dtypes take the same rule today; the dtype is an argument so that it may differ.
+pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Variant {
     let v = variant(rows, out);
-    if rows >= TILED_FROM_ROWS && dtype == DType::F16 {
+    if rows >= TILED_FROM_ROWS {
         tiled_variant(rows, k_in)
     } else if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
         Variant { kind: Kind::Down, ..v }
@@ -145,18 +149,18 @@ pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Varian
 }
 
 /// The tiled form's variant: k tiles of 128 per slice (`chunks`) so that the first dispatch
-/// has about four workgroups per multiprocessor of a large GPU (~528).
+/// has about two workgroups per multiprocessor of a large GPU (~256).
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096);
-/// assert_eq!((v.threads, v.chunks), (32, 7)); // 128 row tiles x 5 slices of 7 k tiles
+/// assert_eq!((v.threads, v.chunks), (32, 16)); // 128 row tiles x 2 slices of 16 k tiles
 /// # Ok(()) }
 /// ```
 pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
     let row_tiles = tiles_of(rows, 4 * (WG / TILED_LANES));
     let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
-    let slices = 528u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
+    let slices = 256u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
     let chunks = k_tiles.div_ceil(slices);
     Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
 }
