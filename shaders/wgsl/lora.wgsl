@@ -447,9 +447,8 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
 // `tb` (T = 64): y = base + s t B for 16 rows x 64 column chunks per workgroup: the tile's t
 // (the slices summed, or rows of A for the merge) is staged in `t4`; thread (group, chunk)
-// keeps 4 rows of one 4-column chunk in registers, loads their base chunks and the first 8
-// rows of B before t is staged, and then streams 8 rows of B (L1/L2 hits: B is small) per
-// step, each step's loaded before the one before is used.
+// keeps 4 rows of one 4-column chunk in registers, loads their base chunks before t is
+// staged, and streams 8 rows of B (L1/L2 hits: B is small) per step.
 
 const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
 const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding
@@ -618,25 +617,6 @@ fn xa(f16: bool, g: u32, lid: u32) {
     }
 }
 
-// Row j of B at column col as raw bits (like `x_at`), 0 past the rank or when not `live`.
-fn b_at(f16: bool, j: u32, col: u32, aligned: bool, live: bool) -> vec4<u32> {
-    if (!live || j >= p.rank) {
-        return vec4<u32>(0u);
-    }
-    let e = j * p.n_out + col;
-    if (aligned && col + 4u <= p.n_out) {
-        if (f16) {
-            return vec4<u32>(b16[e >> 2u], 0u, 0u);
-        }
-        return bitcast<vec4<u32>>(b32[e >> 2u]);
-    }
-    let v = ld4_at(f16, 2u, e, aligned, e - col + p.n_out);
-    if (f16) {
-        return vec4<u32>(pack2x16float(v.xy), pack2x16float(v.zw), 0u, 0u);
-    }
-    return bitcast<vec4<u32>>(v);
-}
-
 fn tb(f16: bool, g: u32, lid: u32) {
     let chunks_out = (p.n_out + 3u) / 4u;
     let cb = (chunks_out + T - 1u) / T;
@@ -663,15 +643,6 @@ fn tb(f16: bool, g: u32, lid: u32) {
         a2 = base_at(f16, m + 2u, col, nl, aligned, m0, tm);
         a3 = base_at(f16, m + 3u, col, nl, aligned, m0, tm);
     }
-    // The first 8 rows of B too: neither depends on t.
-    var b0 = b_at(f16, 0u, col, aligned, live);
-    var b1 = b_at(f16, 1u, col, aligned, live);
-    var b2 = b_at(f16, 2u, col, aligned, live);
-    var b3 = b_at(f16, 3u, col, aligned, live);
-    var b4 = b_at(f16, 4u, col, aligned, live);
-    var b5 = b_at(f16, 5u, col, aligned, live);
-    var b6 = b_at(f16, 6u, col, aligned, live);
-    var b7 = b_at(f16, 7u, col, aligned, live);
     // t staged one rank per thread: 16 rows x 4 rq ranks.
     for (var i = lid; i < 64u * rq; i += WG) {
         let mm = i / (4u * rq);
@@ -692,45 +663,31 @@ fn tb(f16: bool, g: u32, lid: u32) {
     if (!live) {
         return;
     }
-    // 8 rows of B a step; the next step's are loaded before this one's products.
+    // 8 rows of B per step, all loaded before use.
     for (var j = 0u; j < r; j += 8u) {
-        let n0 = b_at(f16, j + 8u, col, aligned, true);
-        let n1 = b_at(f16, j + 9u, col, aligned, true);
-        let n2 = b_at(f16, j + 10u, col, aligned, true);
-        let n3 = b_at(f16, j + 11u, col, aligned, true);
-        let n4 = b_at(f16, j + 12u, col, aligned, true);
-        let n5 = b_at(f16, j + 13u, col, aligned, true);
-        let n6 = b_at(f16, j + 14u, col, aligned, true);
-        let n7 = b_at(f16, j + 15u, col, aligned, true);
-        let jq = j / 4u;
-        let c0 = t4[m * 32u + jq];
-        let c1 = t4[(m + 1u) * 32u + jq];
-        let c2 = t4[(m + 2u) * 32u + jq];
-        let c3 = t4[(m + 3u) * 32u + jq];
-        let d0 = t4[m * 32u + jq + 1u];
-        let d1 = t4[(m + 1u) * 32u + jq + 1u];
-        let d2 = t4[(m + 2u) * 32u + jq + 1u];
-        let d3 = t4[(m + 3u) * 32u + jq + 1u];
-        let e0 = p.scale * x_val(f16, b0);
-        let e1 = p.scale * x_val(f16, b1);
-        let e2 = p.scale * x_val(f16, b2);
-        let e3 = p.scale * x_val(f16, b3);
-        let e4 = p.scale * x_val(f16, b4);
-        let e5 = p.scale * x_val(f16, b5);
-        let e6 = p.scale * x_val(f16, b6);
-        let e7 = p.scale * x_val(f16, b7);
-        a0 += c0.x * e0 + c0.y * e1 + c0.z * e2 + c0.w * e3 + d0.x * e4 + d0.y * e5 + d0.z * e6 + d0.w * e7;
-        a1 += c1.x * e0 + c1.y * e1 + c1.z * e2 + c1.w * e3 + d1.x * e4 + d1.y * e5 + d1.z * e6 + d1.w * e7;
-        a2 += c2.x * e0 + c2.y * e1 + c2.z * e2 + c2.w * e3 + d2.x * e4 + d2.y * e5 + d2.z * e6 + d2.w * e7;
-        a3 += c3.x * e0 + c3.y * e1 + c3.z * e2 + c3.w * e3 + d3.x * e4 + d3.y * e5 + d3.z * e6 + d3.w * e7;
-        b0 = n0;
-        b1 = n1;
-        b2 = n2;
-        b3 = n3;
-        b4 = n4;
-        b5 = n5;
-        b6 = n6;
-        b7 = n7;
+        var b: array<vec4<f32>, 8>;
+        for (var q = 0u; q < 8u; q++) {
+            b[q] = vec4<f32>(0.0);
+            if (j + q < r) {
+                let e = (j + q) * p.n_out;
+                b[q] = p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
+            }
+        }
+        for (var h = 0u; h < 2u; h++) {
+            let jq = j / 4u + h;
+            let t0 = t4[m * 32u + jq];
+            let t1 = t4[(m + 1u) * 32u + jq];
+            let t2 = t4[(m + 2u) * 32u + jq];
+            let t3 = t4[(m + 3u) * 32u + jq];
+            let b0 = b[4u * h];
+            let b1 = b[4u * h + 1u];
+            let b2 = b[4u * h + 2u];
+            let b3 = b[4u * h + 3u];
+            a0 += t0.x * b0 + t0.y * b1 + t0.z * b2 + t0.w * b3;
+            a1 += t1.x * b0 + t1.y * b1 + t1.z * b2 + t1.w * b3;
+            a2 += t2.x * b0 + t2.y * b1 + t2.z * b2 + t2.w * b3;
+            a3 += t3.x * b0 + t3.y * b1 + t3.z * b2 + t3.w * b3;
+        }
     }
     finish(f16, m, col, nl, aligned, m0, tm, a0);
     finish(f16, m + 1u, col, nl, aligned, m0, tm, a1);
