@@ -122,7 +122,7 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// [`variant`], with the split-k form for few row tiles over a long k axis (decoding), and the
 /// tiled form for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
 /// f32 4096x4096 r16 -> 4096 took 134.5 µs tiled against 164.9 for the best one-dispatch form
-/// (2048 rows: 78.6 against 83.7), f16 179 against 350; 512 rows 40-55 µs against 20-25: there
+/// (2048 rows: 78.6 against 83.7), f16 114.1 against 350; 512 rows 40-55 µs against 20-25: there
 /// the one-dispatch form stays.
 ///
 /// ```

@@ -86,7 +86,13 @@ pub fn run(args: &[String]) -> Res<()> {
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                    let tiled = [1u32, 2, 4, 6, 8, 16].into_iter().map(|kt| Variant { kind: Kind::Project, wg: 256, threads: 32, chunks: kt, mode: 1 });
+                    let tiled = [1u32, 2, 4, 6, 8, 16].into_iter().map(|kt| Variant {
+                        kind: Kind::Project,
+                        wg: 256,
+                        threads: 32,
+                        chunks: kt,
+                        mode: 1,
+                    });
                     let fused = [4u32, 8, 16].into_iter().flat_map(|tm| {
                         let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
                         [1u32, 2, 4, 8, 16, 32, 64].into_iter().filter(move |&per| per <= passes).flat_map(move |per| {
