@@ -464,13 +464,25 @@ fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool
         return vec4<u32>(0u);
     }
     let e = (rm + q) * p.k_in + k;
-    if (in_aligned && k + 4u <= k1) {
+    return raw_at(f16, 0u, e, in_aligned, e - k + k1);
+}
+
+// Elements e..e+3 of x (which = 0) or A (1) as raw bits, lanes at or past lim 0: one vector
+// load when the four are one aligned chunk.
+fn raw_at(f16: bool, which: u32, e: u32, aligned: bool, lim: u32) -> vec4<u32> {
+    if (aligned && e + 4u <= lim) {
         if (f16) {
-            return vec4<u32>(x16[e >> 2u], 0u, 0u);
+            if (which == 0u) {
+                return vec4<u32>(x16[e >> 2u], 0u, 0u);
+            }
+            return vec4<u32>(a16[e >> 2u], 0u, 0u);
         }
-        return bitcast<vec4<u32>>(x32[e >> 2u]);
+        if (which == 0u) {
+            return bitcast<vec4<u32>>(x32[e >> 2u]);
+        }
+        return bitcast<vec4<u32>>(a32[e >> 2u]);
     }
-    let v = ld4_at(f16, 0u, e, in_aligned, e - k + k1);
+    let v = ld4_at(f16, which, e, aligned, lim);
     if (f16) {
         return vec4<u32>(pack2x16float(v.xy), pack2x16float(v.zw), 0u, 0u);
     }
@@ -509,17 +521,7 @@ fn a_tile(f16: bool, lid: u32, kt: u32, k1: u32, jb: u32, h: u32, aligned: bool)
         return vec4<u32>(0u);
     }
     let e = (kt + kk) * r + j;
-    if (aligned && j + 4u <= r) {
-        if (f16) {
-            return vec4<u32>(a16[e >> 2u], 0u, 0u);
-        }
-        return bitcast<vec4<u32>>(a32[e >> 2u]);
-    }
-    let v = ld4_at(f16, 1u, e, aligned, e - j + min(r, j + 4u));
-    if (f16) {
-        return vec4<u32>(pack2x16float(v.xy), pack2x16float(v.zw), 0u, 0u);
-    }
-    return bitcast<vec4<u32>>(v);
+    return raw_at(f16, 1u, e, aligned, e - j + min(r, j + 4u));
 }
 
 fn a_put(f16: bool, buf: u32, lid: u32, h: u32, raw: vec4<u32>) {
