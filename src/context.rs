@@ -678,8 +678,19 @@ impl Context {
         }
     }
 
-    /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught.
-    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+    /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught,
+    /// as [`Error`]: for a caller's own wgpu calls on the context's device.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let bad = ctx.scoped(|| {
+    ///     ctx.device().create_shader_module(wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl("fn (".into()) })
+    /// });
+    /// assert!(bad.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         let oom = self.inner.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.inner.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();

@@ -8,12 +8,14 @@
 //!   the GPU, with the bandwidth bound, errors vs the CPU reference and speed-ups.
 //! - `shaders [--check]`: compile `shaders/glsl/*.comp` to SPIR-V (glslc); `--check` fails
 //!   when the committed `.spv` files are stale.
+//! - `probe FILE.wgsl`: times a WGSL file's entry points against a copy of the same bytes.
 //! - `check-msl`: compile every `.metal` against our Metal-stdlib shim and run the kernels on
 //!   the CPU against the references.
 
 mod ablate;
 mod check_msl;
 mod compare;
+mod probe;
 mod shaders;
 mod test;
 mod tune;
@@ -43,7 +45,8 @@ fn main() -> ExitCode {
         "info" => info(),
         "shaders" => shaders::run(rest),
         "check-msl" => check_msl::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, info, shaders, check-msl")),
+        "probe" => probe::run(rest),
+        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, probe, info, shaders, check-msl")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

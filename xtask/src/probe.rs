@@ -1,0 +1,127 @@
+//! `cargo xtask probe FILE.wgsl [--mib N]`: times the compute entry points of a WGSL file
+//! against a copy over the same bytes, to try a kernel's memory pattern or loop structure
+//! before it goes into a library kernel.
+//!
+//! Bindings: 0 `src` (read, N MiB of random f32, default 64), 1 `dst` (read-write, N MiB),
+//! 2 `small` (read, 1 MiB of random f32); a line `// bind 3:src,4:dst,...` binds those buffers
+//! at other numbers instead (every entry point must use every binding). Each entry point to
+//! time has a line
+//! `// dispatch <entry> <workgroups> [<MiB moved>]` (default: 2 N, src read and dst written);
+//! more than 65535 workgroups are laid out as x × y, so an entry point takes its index as
+//! `wid.x + wid.y * nwg.x`.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use wgfuse::kernels::copy;
+use wgfuse::timing::{median, Timer};
+use wgfuse::{Context, DType};
+
+use crate::util::{err, random, Res};
+
+fn time(timer: &mut Timer, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfuse::Result<()>) -> Res<f64> {
+    timer.warm_up(Duration::from_millis(200), &mut f).map_err(err)?;
+    Ok(median(&timer.time(30, &mut f).map_err(err)?))
+}
+
+pub fn run(args: &[String]) -> Res<()> {
+    let mut file = None;
+    let mut mib = 64usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--mib" => mib = it.next().ok_or("--mib needs a value")?.parse().map_err(err)?,
+            f if file.is_none() => file = Some(f.to_string()),
+            o => return Err(format!("unknown option {o}")),
+        }
+    }
+    let file = file.ok_or("usage: cargo xtask probe FILE.wgsl [--mib N]")?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+    let ctx = Context::new().map_err(err)?;
+    println!("{}", ctx.info());
+    let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    let n = mib << 18;
+    let src = random(&ctx, &mut rng, &[n], DType::F32)?;
+    let dst = random(&ctx, &mut rng, &[n], DType::F32)?;
+    let small = random(&ctx, &mut rng, &[1 << 18], DType::F32)?;
+    let device = ctx.device();
+    let module = ctx
+        .scoped(|| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("probe"),
+                source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
+            })
+        })
+        .map_err(err)?;
+    let mut binds = vec![(0u32, &src), (1, &dst), (2, &small)];
+    if let Some(line) = text.lines().find_map(|l| l.trim().strip_prefix("// bind ")) {
+        binds = line
+            .split(',')
+            .map(|b| {
+                let (n, which) = b.trim().split_once(':').ok_or(format!("bad binding {b:?}"))?;
+                let buf = match which {
+                    "src" => &src,
+                    "dst" => &dst,
+                    "small" => &small,
+                    o => return Err(format!("unknown buffer {o:?}")),
+                };
+                Ok((n.parse::<u32>().map_err(err)?, buf))
+            })
+            .collect::<Res<_>>()?;
+    }
+    let copy_us = time(&mut timer, |p| copy::encode(&ctx, p, &src, &dst))?;
+    let bytes = 2.0 * (mib << 20) as f64;
+    println!("copy {mib} MiB -> {mib} MiB: {copy_us:.2} µs, {:.0} GB/s", bytes / (copy_us * 1e3));
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("// dispatch ") else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (entry, groups) = match f.as_slice() {
+            [e, g, ..] => (*e, g.parse::<u32>().map_err(err)?),
+            _ => return Err(format!("bad line {line:?}")),
+        };
+        let moved = match f.get(2) {
+            Some(m) => m.parse::<f64>().map_err(err)? * (1 << 20) as f64,
+            None => bytes,
+        };
+        let pipeline = ctx
+            .scoped(|| {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .map_err(|e| format!("{entry}: {e}"))?;
+        let layout = pipeline.get_bind_group_layout(0);
+        let group = ctx
+            .scoped(|| {
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(entry),
+                    layout: &layout,
+                    entries: &binds
+                        .iter()
+                        .map(|&(i, t)| wgpu::BindGroupEntry { binding: i, resource: t.buffer().as_entire_binding() })
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .map_err(|e| format!("{entry}: {e}"))?;
+        let (gx, gy) =
+            if groups > 65535 { (65535u32.min(groups.div_ceil(groups.div_ceil(65535))), groups.div_ceil(65535)) } else { (groups, 1) };
+        let us = time(&mut timer, |p| {
+            p.set_pipeline(&pipeline);
+            p.set_bind_group(0, &group, &[]);
+            p.dispatch_workgroups(gx, gy, 1);
+            Ok(())
+        })?;
+        println!(
+            "{entry:<24} {groups:>7} groups {us:9.2} µs {:7.0} GB/s {:6.1}% of the copy of the same bytes",
+            moved / (us * 1e3),
+            100.0 * copy_us * (moved / bytes) / us
+        );
+    }
+    Ok(())
+}
