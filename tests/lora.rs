@@ -145,6 +145,43 @@ fn lora_every_variant() {
 }
 
 #[test]
+fn lora_merge_every_t_b_variant() {
+    // The t·B dispatch alone (the merge), forced to each number of 16-row blocks a workgroup:
+    // partial last tiles and blocks, unaligned `out`, ranks past the 16 held in registers, and
+    // the largest tile t's shared memory holds at each rank.
+    use wgfuse::kernels::{lora, Kind, Variant};
+    let ctx = ctx(false);
+    for ((k_in, rank, out), dtype) in [(300usize, 16usize, 1030usize), (37, 5, 36), (70, 20, 64), (33, 128, 8), (1, 1, 1)]
+        .into_iter()
+        .flat_map(|s| [(s, DType::F32), (s, DType::F16)])
+    {
+        let what = format!("merge t·B {k_in}x{rank}x{out} {dtype:?}");
+        let mut g = rng(&what);
+        let (w, wv) = upload(&ctx, &random(&mut g, k_in * out, 1.0), &[k_in, out], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let want = wgfuse::reference::lora_merge(arr(&wv, k_in, out).view(), arr(&av, k_in, rank).view(), arr(&bv, rank, out).view(), 0.5);
+        let fit = (64 / rank.div_ceil(4)).min(16) as u32;
+        for blocks in [1u32, 2, 3, 16].into_iter().filter(|&k| k <= fit).chain([fit]) {
+            let v = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: blocks, mode: 0 };
+            let y = upload(&ctx, &vec![f64::NAN; k_in * out], &[k_in, out], dtype).0;
+            let args = lora::Args { x: &a, a: &a, b: &b, base: Some(&w), y: &y, scale: 0.5, mode: lora::Mode::Merge, variant: Some(v) };
+            ctx.lora_with(&args).unwrap();
+            let (atol, rtol) = tols(dtype, 1, rank);
+            assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {}", v.describe()));
+        }
+        // One block more than t's tile holds, or the t·B dispatch without the merge: typed errors.
+        let y = upload(&ctx, &vec![0.0; k_in * out], &[k_in, out], dtype).0;
+        let over = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: fit + 1, mode: 0 };
+        let args = lora::Args { x: &a, a: &a, b: &b, base: Some(&w), y: &y, scale: 0.5, mode: lora::Mode::Merge, variant: Some(over) };
+        assert!(matches!(ctx.lora_with(&args), Err(wgfuse::Error::InvalidArgument { .. })), "{what}: {fit} + 1 blocks");
+        let x = upload(&ctx, &vec![1.0; k_in * k_in], &[k_in, k_in], dtype).0;
+        let args = lora::Args { x: &x, mode: lora::Mode::Base, variant: Some(Variant { chunks: 1, ..over }), ..args };
+        assert!(matches!(ctx.lora_with(&args), Err(wgfuse::Error::InvalidArgument { .. })), "{what}: t·B without the merge");
+    }
+}
+
+#[test]
 fn lora_large_magnitudes() {
     // Inputs around 1e3 (f32) and 1e2 (f16, whose products must stay under 65504): the relative
     // error stays at the dtype's rounding.

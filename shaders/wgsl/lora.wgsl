@@ -84,7 +84,9 @@ fn ld4(f16: bool, which: u32, c: u32) -> vec4<f32> {
     }
 }
 
-// Element e of buffer `which`.
+// Element e of buffer `which`. (No dynamic index into a vector value anywhere in these
+// helpers: a vector indexed at run time goes to local memory, and that cost the t·B dispatch
+// 2.3x on the H200.)
 fn ld1(f16: bool, which: u32, e: u32) -> f32 {
     if (f16) {
         var w: vec2<u32>;
@@ -95,7 +97,8 @@ fn ld1(f16: bool, which: u32, e: u32) -> f32 {
             case 3u: { w = base16[e >> 2u]; }
             default: { w = y16[e >> 2u]; }
         }
-        return unpack2x16float(w[(e >> 1u) & 1u])[e & 1u];
+        let h = unpack2x16float(select(w.x, w.y, (e & 2u) != 0u));
+        return select(h.x, h.y, (e & 1u) != 0u);
     }
     switch which {
         case 0u: { return x32[e >> 2u][e & 3u]; }
@@ -106,47 +109,61 @@ fn ld1(f16: bool, which: u32, e: u32) -> f32 {
     }
 }
 
+// Element e of buffer `which`, 0 at or past lim.
+fn ld1_at(f16: bool, which: u32, e: u32, lim: u32) -> f32 {
+    if (e < lim) {
+        return ld1(f16, which, e);
+    }
+    return 0.0;
+}
+
 // Elements e..e+3 of buffer `which`, lanes with index >= lim read as 0; one vector load when
 // the four are one aligned chunk.
 fn ld4_at(f16: bool, which: u32, e: u32, aligned: bool, lim: u32) -> vec4<f32> {
     if (aligned && e + 4u <= lim) {
         return ld4(f16, which, e >> 2u);
     }
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (e + k < lim) {
-            v[k] = ld1(f16, which, e + k);
-        }
-    }
-    return v;
+    return vec4<f32>(ld1_at(f16, which, e, lim), ld1_at(f16, which, e + 1u, lim), ld1_at(f16, which, e + 2u, lim),
+                     ld1_at(f16, which, e + 3u, lim));
 }
 
 fn store_y(f16: bool, e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
-    if (!f16) {
-        if (aligned && nlanes == 4u) {
-            y32[e >> 2u] = v;
-            return;
-        }
-        for (var k = 0u; k < nlanes; k++) {
-            y32[(e + k) >> 2u][(e + k) & 3u] = v[k];
-        }
-        return;
-    }
     if (aligned && nlanes == 4u) {
-        y16[e >> 2u] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+        if (f16) {
+            y16[e >> 2u] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+        } else {
+            y32[e >> 2u] = v;
+        }
         return;
     }
-    // Halves one at a time: a word may be shared with a lane of another thread or workgroup.
-    for (var k = 0u; k < nlanes; k++) {
-        let a = e + k;
-        let bits = pack2x16float(vec2<f32>(v[k], 0.0)) & 0xffffu;
-        if ((a & 1u) == 0u) {
-            atomicAnd(&y16w[a >> 1u], 0xffff0000u);
-            atomicOr(&y16w[a >> 1u], bits);
-        } else {
-            atomicAnd(&y16w[a >> 1u], 0x0000ffffu);
-            atomicOr(&y16w[a >> 1u], bits << 16u);
-        }
+    if (nlanes > 0u) {
+        store1(f16, e, v.x);
+    }
+    if (nlanes > 1u) {
+        store1(f16, e + 1u, v.y);
+    }
+    if (nlanes > 2u) {
+        store1(f16, e + 2u, v.z);
+    }
+    if (nlanes > 3u) {
+        store1(f16, e + 3u, v.w);
+    }
+}
+
+// Element a of y. f16: one half at a time, as a word may be shared with a lane of another
+// thread or workgroup.
+fn store1(f16: bool, a: u32, v: f32) {
+    if (!f16) {
+        y32[a >> 2u][a & 3u] = v;
+        return;
+    }
+    let bits = pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
+    if ((a & 1u) == 0u) {
+        atomicAnd(&y16w[a >> 1u], 0xffff0000u);
+        atomicOr(&y16w[a >> 1u], bits);
+    } else {
+        atomicAnd(&y16w[a >> 1u], 0x0000ffffu);
+        atomicOr(&y16w[a >> 1u], bits << 16u);
     }
 }
 
@@ -445,16 +462,18 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // turn: the next tile's A and x are loaded before the current one is used, so loads stay in
 // flight over the products, and there is one barrier a tile. A thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
 // over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
-// `tb` (T = 64): y = base + s t B for 16 rows x 64 column chunks per workgroup: the tile's t
-// (the slices summed, or rows of A for the merge) is staged in `t4`; thread (group, chunk)
-// keeps 4 rows of one 4-column chunk in registers, loads their base chunks before t is
-// staged, and streams 8 rows of B (L1/L2 hits: B is small) per step.
+// `tb` (T = 64): y = base + s t B for 16 K rows x 64 column chunks per workgroup: the tile's t
+// (the slices summed, or rows of A for the merge) is staged in `t4` once; thread (group,
+// chunk) keeps B's first 16 ranks at its 4 columns in registers (four mat4x4) and walks rows
+// group, group + 16, ... of the tile, 4 at a time, loading the next 4 rows' base before it
+// uses the current ones. Each output chunk then costs one base load, 4 shared-memory reads
+// (broadcast: a subgroup shares its rows) and 4 matrix-vector products.
 
 const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
 const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding
 const XBUF: u32 = 544u;        // vec4 per staged tile: 32 chunks x XSTRIDE
 var<workgroup> a_s: array<vec4<f32>, 1088>; // two tiles (double buffer), and the k-lane partials (WG x 4)
-var<workgroup> t4: array<vec4<f32>, 512>;  // 16 rows x 32 vec4 (rank <= 128)
+var<workgroup> t4: array<vec4<f32>, 1024>; // 16 K rows x ceil(r / 4) vec4 (at most 1024: 16 KB)
 
 // Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1, as raw
 // bits: f32 lanes, or (f16) 4 halves in .xy. The conversion waits for `x_val`, at the use, so
@@ -619,38 +638,83 @@ fn xa(f16: bool, g: u32, lid: u32) {
     }
 }
 
+// Ranks j .. j + 4 of B at the thread's 4 columns, scaled, as the columns of a matrix (0 past
+// the rank): the product with 4 ranks of a row of t is one matrix-vector product.
+fn b_quad(f16: bool, j: u32, col: u32, aligned: bool) -> mat4x4<f32> {
+    return mat4x4<f32>(b_row(f16, j, col, aligned), b_row(f16, j + 1u, col, aligned), b_row(f16, j + 2u, col, aligned),
+                       b_row(f16, j + 3u, col, aligned));
+}
+
+fn b_row(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
+    if (j >= p.rank) {
+        return vec4<f32>(0.0);
+    }
+    let e = j * p.n_out;
+    return p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
+}
+
+// v + t[m] B at the thread's columns: ranks 0 .. 16 from the registers q0 .. q3, the rest
+// (rank > 16) from B in memory.
+fn tb_row(f16: bool, m: u32, rq: u32, v: vec4<f32>, q0: mat4x4<f32>, q1: mat4x4<f32>, q2: mat4x4<f32>, q3: mat4x4<f32>,
+          col: u32, aligned: bool) -> vec4<f32> {
+    let at = m * rq;
+    var acc = v + q0 * t4[at];
+    if (rq > 1u) {
+        acc += q1 * t4[at + 1u];
+    }
+    if (rq > 2u) {
+        acc += q2 * t4[at + 2u];
+    }
+    if (rq > 3u) {
+        acc += q3 * t4[at + 3u];
+    }
+    for (var q = 4u; q < rq; q++) {
+        acc += b_quad(f16, 4u * q, col, aligned) * t4[at + q];
+    }
+    return acc;
+}
+
 fn tb(f16: bool, g: u32, lid: u32) {
     let chunks_out = (p.n_out + 3u) / 4u;
-    let cb = (chunks_out + T - 1u) / T;
-    let m0 = (g / cb) * 16u;
-    let tm = min(16u, p.rows - m0);
+    let rt = 16u * K;
+    let m0 = (g / p.col_blocks) * rt;
+    let tm = min(rt, p.rows - m0);
     let r = p.rank;
     let r4 = (r + 3u) / 4u * 4u;
-    let rq = (r + 7u) / 8u * 2u; // vec4 per row, even: the product below takes 8 ranks a step
-    let cc = (g % cb) * T + lid % T;
+    let rq = r4 / 4u;
+    let cc = (g % p.col_blocks) * T + lid % T;
     let live = cc < chunks_out;
     let col = 4u * min(cc, chunks_out - 1u);
     let nl = min(4u, p.n_out - col);
     let aligned = p.n_out % 4u == 0u;
-    let m = (lid / T) * 4u;
-    // Four rows in named accumulators (no register array); their base chunks are loaded
-    // before t is staged, so that those loads are in flight meanwhile.
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
+    let rg = (lid / T) * 4u;
+    // B's first 16 ranks at the thread's columns stay in registers for all its rows; the
+    // first 4 rows' base chunks are loaded before t is staged, so the loads overlap it.
+    var n0 = vec4<f32>(0.0);
+    var n1 = vec4<f32>(0.0);
+    var n2 = vec4<f32>(0.0);
+    var n3 = vec4<f32>(0.0);
+    var q0 = mat4x4<f32>();
+    var q1 = mat4x4<f32>();
+    var q2 = mat4x4<f32>();
+    var q3 = mat4x4<f32>();
     if (live) {
-        a0 = base_at(f16, m, col, nl, aligned, m0, tm);
-        a1 = base_at(f16, m + 1u, col, nl, aligned, m0, tm);
-        a2 = base_at(f16, m + 2u, col, nl, aligned, m0, tm);
-        a3 = base_at(f16, m + 3u, col, nl, aligned, m0, tm);
+        n0 = base_at(f16, rg, col, nl, aligned, m0, tm);
+        n1 = base_at(f16, rg + 1u, col, nl, aligned, m0, tm);
+        n2 = base_at(f16, rg + 2u, col, nl, aligned, m0, tm);
+        n3 = base_at(f16, rg + 3u, col, nl, aligned, m0, tm);
+        q0 = b_quad(f16, 0u, col, aligned);
+        q1 = b_quad(f16, 4u, col, aligned);
+        q2 = b_quad(f16, 8u, col, aligned);
+        q3 = b_quad(f16, 12u, col, aligned);
     }
-    // t staged one rank per thread: 16 rows x 4 rq ranks.
-    for (var i = lid; i < 64u * rq; i += WG) {
-        let mm = i / (4u * rq);
-        let j = i % (4u * rq);
+    // The tile's rows of t (the k slices summed, or rows of A for the merge), one rank per
+    // thread at a time.
+    for (var i = lid; i < tm * r4; i += WG) {
+        let mm = i / r4;
+        let j = i % r4;
         var v = 0.0;
-        if (mm < tm && j < r) {
+        if (j < r) {
             if (MODE == 3u) {
                 v = ld1(f16, 1u, (m0 + mm) * r + j);
             } else {
@@ -659,42 +723,27 @@ fn tb(f16: bool, g: u32, lid: u32) {
                 }
             }
         }
-        t4[mm * 32u + j / 4u][j % 4u] = v;
+        t4[mm * rq + j / 4u][j % 4u] = v;
     }
     workgroupBarrier();
     if (!live) {
         return;
     }
-    // 8 rows of B per step, all loaded before use.
-    for (var j = 0u; j < r; j += 8u) {
-        var b: array<vec4<f32>, 8>;
-        for (var q = 0u; q < 8u; q++) {
-            b[q] = vec4<f32>(0.0);
-            if (j + q < r) {
-                let e = (j + q) * p.n_out;
-                b[q] = p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
-            }
-        }
-        for (var h = 0u; h < 2u; h++) {
-            let jq = j / 4u + h;
-            let t0 = t4[m * 32u + jq];
-            let t1 = t4[(m + 1u) * 32u + jq];
-            let t2 = t4[(m + 2u) * 32u + jq];
-            let t3 = t4[(m + 3u) * 32u + jq];
-            let b0 = b[4u * h];
-            let b1 = b[4u * h + 1u];
-            let b2 = b[4u * h + 2u];
-            let b3 = b[4u * h + 3u];
-            a0 += t0.x * b0 + t0.y * b1 + t0.z * b2 + t0.w * b3;
-            a1 += t1.x * b0 + t1.y * b1 + t1.z * b2 + t1.w * b3;
-            a2 += t2.x * b0 + t2.y * b1 + t2.z * b2 + t2.w * b3;
-            a3 += t3.x * b0 + t3.y * b1 + t3.z * b2 + t3.w * b3;
-        }
+    // Blocks of 16 rows, 4 a thread; the next block's base is loaded before this one is used.
+    for (var m = rg; m < tm; m += 16u) {
+        let c0 = n0;
+        let c1 = n1;
+        let c2 = n2;
+        let c3 = n3;
+        n0 = base_at(f16, m + 16u, col, nl, aligned, m0, tm);
+        n1 = base_at(f16, m + 17u, col, nl, aligned, m0, tm);
+        n2 = base_at(f16, m + 18u, col, nl, aligned, m0, tm);
+        n3 = base_at(f16, m + 19u, col, nl, aligned, m0, tm);
+        finish(f16, m, col, nl, aligned, m0, tm, tb_row(f16, m, rq, c0, q0, q1, q2, q3, col, aligned));
+        finish(f16, m + 1u, col, nl, aligned, m0, tm, tb_row(f16, m + 1u, rq, c1, q0, q1, q2, q3, col, aligned));
+        finish(f16, m + 2u, col, nl, aligned, m0, tm, tb_row(f16, m + 2u, rq, c2, q0, q1, q2, q3, col, aligned));
+        finish(f16, m + 3u, col, nl, aligned, m0, tm, tb_row(f16, m + 3u, rq, c3, q0, q1, q2, q3, col, aligned));
     }
-    finish(f16, m, col, nl, aligned, m0, tm, a0);
-    finish(f16, m + 1u, col, nl, aligned, m0, tm, a1);
-    finish(f16, m + 2u, col, nl, aligned, m0, tm, a2);
-    finish(f16, m + 3u, col, nl, aligned, m0, tm, a3);
 }
 
 fn xa_skip(g: u32) -> bool {
@@ -702,7 +751,7 @@ fn xa_skip(g: u32) -> bool {
 }
 
 fn tb_skip(g: u32) -> bool {
-    return g >= ((p.rows + 15u) / 16u) * (((p.n_out + 3u) / 4u + T - 1u) / T);
+    return g >= ((p.rows + 16u * K - 1u) / (16u * K)) * p.col_blocks;
 }
 
 @compute @workgroup_size(WG)

@@ -35,6 +35,8 @@ const TILED_SHARED_BYTES: u32 = 1088 * 16;
 const TILED_LANES: u32 = 32;
 /// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
 const TILED_KT: usize = 128;
+/// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch (`T` of `tb`).
+const EXPAND_CHUNKS: u32 = 64;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +238,7 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     }
     let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out, dtype));
     v.mode = mode;
-    if v.kind == Kind::Project {
+    if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
@@ -271,12 +273,29 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
 /// workgroup takes `4·256 / 32` rows), `v.chunks` k tiles of 128 a slice (1 to 256; the k
 /// slices follow: `ceil(in / 128 / chunks)`, at most 64).
 fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType, pooled: bool) -> Result<Plan> {
-    if v.threads != TILED_LANES || !(1..=256).contains(&v.chunks) || v.wg != WG {
-        return Err(Error::InvalidArgument {
-            op: OP,
-            what: format!("tiled variant {v:?}: k lanes (threads) must be {TILED_LANES}, k tiles a slice (chunks) 1 to 256, {WG} threads"),
-        });
-    }
+    let merge = a.mode == Mode::Merge;
+    let fit = expand_fit(rank);
+    let blocks = match v.kind {
+        Kind::Expand if !merge => {
+            return Err(Error::InvalidArgument { op: OP, what: "the t·B dispatch alone (Kind::Expand) runs only the merge".into() });
+        }
+        Kind::Expand if v.threads != EXPAND_CHUNKS || v.wg != WG || !(1..=fit).contains(&v.chunks) => {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: format!("t·B variant {v:?}: column chunks (threads) must be {EXPAND_CHUNKS}, 16-row blocks (chunks) 1 to {fit} at rank {rank}, {WG} threads"),
+            });
+        }
+        Kind::Expand => v.chunks,
+        _ if v.threads != TILED_LANES || !(1..=256).contains(&v.chunks) || v.wg != WG => {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: format!(
+                    "tiled variant {v:?}: k lanes (threads) must be {TILED_LANES}, k tiles a slice (chunks) 1 to 256, {WG} threads"
+                ),
+            });
+        }
+        _ => expand_blocks(rows, rank, out),
+    };
     let storage = ctx.info().limits.max_compute_workgroup_storage_size;
     if storage < TILED_SHARED_BYTES {
         return Err(Error::TooLarge {
@@ -286,7 +305,6 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
             limit: storage as u64,
         });
     }
-    let merge = a.mode == Mode::Merge;
     let r4 = rank.div_ceil(4) * 4;
     let tiles = tiles_of(rows, 4 * (WG / v.threads));
     let max_elems = (ctx.info().limits.max_storage_buffer_binding_size / 4).min(u32::MAX as u64 / 2);
@@ -297,19 +315,45 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
         per_slice *= 2;
         slices = k_tiles.div_ceil(per_slice);
     }
-    let cpw = 64;
-    let col_blocks = (out.div_ceil(4) as u64).div_ceil(cpw as u64);
+    let col_blocks = (out.div_ceil(4) as u64).div_ceil(EXPAND_CHUNKS as u64);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, slices as u32];
     let key = |variant| PipelineKey { op: Op::Lora, variant, dtype, backend: ctx.backend() };
     let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: per_slice as u32, mode: v.mode });
-    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: cpw as u32, chunks: 4, mode: v.mode });
-    let expand_groups = (rows as u64).div_ceil(16) * col_blocks;
+    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: EXPAND_CHUNKS, chunks: blocks, mode: v.mode });
+    let expand_groups = (rows as u64).div_ceil(16 * blocks as u64) * col_blocks;
     let steps = if merge { vec![(expand, expand_groups)] } else { vec![(project, tiles * slices), (expand, expand_groups)] };
     // The merge's second dispatch reads A, not scratch, but its entry point still binds one.
     let scratch_shape = [if merge { 4 } else { slices as usize * rows * r4 }];
-    log::debug!("wgfuse: lora tiled rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}, {slices} k slices", v.describe());
+    log::debug!(
+        "wgfuse: lora tiled rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}, {slices} k slices, t·B {blocks} blocks",
+        v.describe()
+    );
     let scratch = if pooled { ctx.output(&scratch_shape, DType::F32, OP)? } else { ctx.scratch(&scratch_shape, DType::F32, OP)? };
     Ok(Plan { steps, params, scratch: Some(scratch) })
+}
+
+/// 16-row blocks a workgroup of the tiled form's second dispatch (`t·B`, `K` of `tb` in
+/// lora.wgsl) takes: a power of two that keeps about 256 workgroups (each loads its B columns
+/// once into registers and walks its rows), at most 16 and at most what t's tile in shared
+/// memory holds at this rank.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::lora::expand_blocks;
+/// assert_eq!(expand_blocks(4096, 16, 4096), 16); // 16 row tiles of 256 x 16 column blocks
+/// assert_eq!(expand_blocks(4096, 128, 4096), 2); // t's tile: 32 rows x 128 ranks
+/// assert_eq!(expand_blocks(512, 8, 512), 1);
+/// # Ok(()) }
+/// ```
+pub fn expand_blocks(rows: usize, rank: usize, out: usize) -> u32 {
+    let groups = tiles_of(rows, 16) * (out.div_ceil(4) as u64).div_ceil(EXPAND_CHUNKS as u64);
+    let k = (groups / 256).clamp(1, expand_fit(rank) as u64);
+    1 << (63 - k.leading_zeros())
+}
+
+/// Most 16-row blocks of t that fit `t4` (1024 vec4) at this rank, at most 16.
+fn expand_fit(rank: usize) -> u32 {
+    (64 / rank.div_ceil(4).max(1)).clamp(1, 16) as u32
 }
 
 fn col_blocks_for(tiles: u64, chunks: u64) -> u64 {

@@ -180,7 +180,8 @@ impl Variant {
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
-            Kind::Project | Kind::Expand => format!("tiled kl{} kt{}", self.threads, self.chunks),
+            Kind::Project => format!("tiled kl{} kt{}", self.threads, self.chunks),
+            Kind::Expand => format!("t·B c{} blocks{}", self.threads, self.chunks),
         }
     }
 }

@@ -121,6 +121,32 @@ pub fn run(args: &[String]) -> Res<()> {
                             100.0 * bound / us
                         );
                     }
+                    // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per number of
+                    // 16-row blocks a workgroup; its bound is the copy of W.
+                    let t_rows = tensor(&ctx, &mut rng, &[m, r], dtype)?;
+                    let merge_bound = copy_time(&ctx, &mut timer, warm, (2 * m * o * dtype.size()) as u64)?;
+                    let fit = (64 / r.div_ceil(4)).min(16) as u32;
+                    for blocks in [1u32, 2, 4, 8, 16].into_iter().filter(|&k| k <= fit) {
+                        let v = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: blocks, mode: 3 };
+                        let args = lora::Args {
+                            x: &t_rows,
+                            a: &t_rows,
+                            b: &b,
+                            base: Some(&base),
+                            y: &y,
+                            scale: 0.5,
+                            mode: lora::Mode::Merge,
+                            variant: Some(v),
+                        };
+                        let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
+                        println!(
+                            "lora-merge {} {m}x{r}x{o}: {:<14} {:9.2} µs {:6.1}% of copy",
+                            dtype.name(),
+                            v.describe(),
+                            us,
+                            100.0 * merge_bound / us
+                        );
+                    }
                     continue;
                 }
                 let (rows, n) = (s[0], s[1]);
