@@ -179,7 +179,10 @@ struct KStep {
     x1: vec4<f32>,
     x2: vec4<f32>,
     x3: vec4<f32>,
-    a: array<vec4<f32>, 4>,
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    a3: vec4<f32>,
 }
 
 fn kload(f16: bool, k: u32, k1: u32, rm: u32, rows_left: u32, j: u32, in_aligned: bool, a_aligned: bool) -> KStep {
@@ -188,7 +191,10 @@ fn kload(f16: bool, k: u32, k1: u32, rm: u32, rows_left: u32, j: u32, in_aligned
     st.x1 = vec4<f32>(0.0);
     st.x2 = vec4<f32>(0.0);
     st.x3 = vec4<f32>(0.0);
-    st.a = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    st.a0 = vec4<f32>(0.0);
+    st.a1 = vec4<f32>(0.0);
+    st.a2 = vec4<f32>(0.0);
+    st.a3 = vec4<f32>(0.0);
     if (k >= k1) {
         return st;
     }
@@ -206,13 +212,25 @@ fn kload(f16: bool, k: u32, k1: u32, rm: u32, rows_left: u32, j: u32, in_aligned
     if (rows_left > 3u) {
         st.x3 = ld4_at(f16, 0u, (rm + 3u) * p.k_in + k, in_aligned, (rm + 3u) * p.k_in + lim);
     }
-    for (var kk = 0u; kk < 4u; kk++) {
-        if (k + kk < k1) {
-            let arow = (k + kk) * r;
-            st.a[kk] = ld4_at(f16, 1u, arow + j, a_aligned, arow + r);
-        }
-    }
+    st.a0 = a_row(f16, k, k1, j, a_aligned);
+    st.a1 = a_row(f16, k + 1u, k1, j, a_aligned);
+    st.a2 = a_row(f16, k + 2u, k1, j, a_aligned);
+    st.a3 = a_row(f16, k + 3u, k1, j, a_aligned);
     return st;
+}
+
+// Row k of A at columns j .. j + 4 (0 past k1 or the rank).
+fn a_row(f16: bool, k: u32, k1: u32, j: u32, a_aligned: bool) -> vec4<f32> {
+    if (k >= k1) {
+        return vec4<f32>(0.0);
+    }
+    let arow = k * p.rank;
+    return ld4_at(f16, 1u, arow + j, a_aligned, arow + p.rank);
+}
+
+// c += x (4 k) times the step's 4 rows of A.
+fn kmac(c: vec4<f32>, x: vec4<f32>, st: KStep) -> vec4<f32> {
+    return c + x.x * st.a0 + x.y * st.a1 + x.z * st.a2 + x.w * st.a3;
 }
 
 // Phase 1: t = x A over k in [k0, k1) for the tile's rows (or the rows of A, merging), into
@@ -256,18 +274,10 @@ fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
             for (var k = k0 + 4u * s; k < k1; k += 2u * stride) {
                 let sa = kload(f16, k, k1, rm, tm - min(tm, 4u * mb), j, in_aligned, a_aligned);
                 let sb = kload(f16, k + stride, k1, rm, tm - min(tm, 4u * mb), j, in_aligned, a_aligned);
-                for (var kk = 0u; kk < 4u; kk++) {
-                    c0 += sa.x0[kk] * sa.a[kk];
-                    c1 += sa.x1[kk] * sa.a[kk];
-                    c2 += sa.x2[kk] * sa.a[kk];
-                    c3 += sa.x3[kk] * sa.a[kk];
-                }
-                for (var kk = 0u; kk < 4u; kk++) {
-                    c0 += sb.x0[kk] * sb.a[kk];
-                    c1 += sb.x1[kk] * sb.a[kk];
-                    c2 += sb.x2[kk] * sb.a[kk];
-                    c3 += sb.x3[kk] * sb.a[kk];
-                }
+                c0 = kmac(kmac(c0, sa.x0, sa), sb.x0, sb);
+                c1 = kmac(kmac(c1, sa.x1, sa), sb.x1, sb);
+                c2 = kmac(kmac(c2, sa.x2, sa), sb.x2, sb);
+                c3 = kmac(kmac(c3, sa.x3, sa), sb.x3, sb);
             }
         }
         part[4u * lid] = c0;
@@ -394,16 +404,41 @@ fn down(f16: bool, g: u32, lid: u32) {
     }
 }
 
+// The p.slices partial sums scratch[at], scratch[at + stride], ...: eight loads issued per
+// trip, so a sum over many slices waits on memory slices / 8 times, not once per slice.
+fn slice_sum(at: u32, stride: u32) -> f32 {
+    var s0 = 0.0;
+    var s1 = 0.0;
+    var s2 = 0.0;
+    var s3 = 0.0;
+    var sl = 0u;
+    for (; sl + 8u <= p.slices; sl += 8u) {
+        let e = at + sl * stride;
+        let v0 = scratch[e];
+        let v1 = scratch[e + stride];
+        let v2 = scratch[e + 2u * stride];
+        let v3 = scratch[e + 3u * stride];
+        let v4 = scratch[e + 4u * stride];
+        let v5 = scratch[e + 5u * stride];
+        let v6 = scratch[e + 6u * stride];
+        let v7 = scratch[e + 7u * stride];
+        s0 += v0 + v4;
+        s1 += v1 + v5;
+        s2 += v2 + v6;
+        s3 += v3 + v7;
+    }
+    for (; sl < p.slices; sl++) {
+        s0 += scratch[at + sl * stride];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
 fn up(f16: bool, g: u32, lid: u32) {
     let tile = g / p.col_blocks;
     let m0 = tile * K;
     let tm = min(K, p.rows - m0);
     for (var i = lid; i < K * p.rank; i += WG) {
-        var acc = 0.0;
-        for (var sl = 0u; sl < p.slices; sl++) {
-            acc += scratch[(tile * p.slices + sl) * K * p.rank + i];
-        }
-        t_sh[i] = acc;
+        t_sh[i] = slice_sum(tile * p.slices * K * p.rank + i, K * p.rank);
     }
     workgroupBarrier();
     phase2(f16, m0, tm, g % p.col_blocks, lid);
@@ -718,9 +753,7 @@ fn tb(f16: bool, g: u32, lid: u32) {
             if (MODE == 3u) {
                 v = ld1(f16, 1u, (m0 + mm) * r + j);
             } else {
-                for (var s = 0u; s < p.slices; s++) {
-                    v += scratch[(s * p.rows + m0 + mm) * r4 + j];
-                }
+                v = slice_sum((m0 + mm) * r4 + j, p.rows * r4);
             }
         }
         t4[mm * rq + j / 4u][j % 4u] = v;
