@@ -349,26 +349,44 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
     }
 }
 
-// What row m (of the tile) at column col starts from: the base (per MODE), or 0.
+// What row m (of the tile) at column col starts from: the base (per MODE), or 0. A whole
+// aligned chunk is one plain vector load (through ld4_at's switch and guards, f16 t·B took
+// 67.9 µs instead of 42.0 on the H200).
 fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32) -> vec4<f32> {
-    if (m >= tm) {
+    if (m >= tm || MODE == 0u) {
         return vec4<f32>(0.0);
     }
     let e = (m0 + m) * p.n_out + col;
-    if (MODE == 1u || MODE == 3u) {
-        return ld4_at(f16, 3u, e, aligned, e + nl);
-    } else if (MODE == 2u) {
-        return ld4_at(f16, 4u, e, aligned, e + nl);
+    if (aligned && nl == 4u) {
+        if (MODE == 2u) {
+            if (f16) {
+                return unpack4(y16[e >> 2u]);
+            }
+            return y32[e >> 2u];
+        }
+        if (f16) {
+            return unpack4(base16[e >> 2u]);
+        }
+        return base32[e >> 2u];
     }
-    return vec4<f32>(0.0);
+    return ld4_at(f16, select(3u, 4u, MODE == 2u), e, aligned, e + nl);
 }
 
-// Stores row m (of the tile) at column col.
+// Stores row m (of the tile) at column col: a whole aligned chunk as one plain vector store.
 fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
     }
-    store_y(f16, (m0 + m) * p.n_out + col, v, nl, aligned);
+    let e = (m0 + m) * p.n_out + col;
+    if (aligned && nl == 4u) {
+        if (f16) {
+            y16[e >> 2u] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+        } else {
+            y32[e >> 2u] = v;
+        }
+        return;
+    }
+    store_y(f16, e, v, nl, aligned);
 }
 
 fn skip(g: u32) -> bool {
@@ -684,8 +702,14 @@ fn b_row(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
     if (j >= p.rank) {
         return vec4<f32>(0.0);
     }
-    let e = j * p.n_out;
-    return p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
+    let e = j * p.n_out + col;
+    if (aligned && col + 4u <= p.n_out) {
+        if (f16) {
+            return p.scale * unpack4(b16[e >> 2u]);
+        }
+        return p.scale * b32[e >> 2u];
+    }
+    return p.scale * ld4_at(f16, 2u, e, aligned, e - col + p.n_out);
 }
 
 // v + t[m] B at the thread's columns: ranks 0 .. 16 from the registers q0 .. q3, the rest
