@@ -716,6 +716,24 @@ fn b_row(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
 // (rank > 16) from B in memory.
 fn tb_row(f16: bool, m: u32, rq: u32, v: vec4<f32>, q0: mat4x4<f32>, q1: mat4x4<f32>, q2: mat4x4<f32>, q3: mat4x4<f32>,
           col: u32, aligned: bool) -> vec4<f32> {
+    var acc = tb_row16(m, rq, v, q0, q1, q2, q3);
+    for (var q = 4u; q < rq; q++) {
+        acc += b_quad(f16, 4u * q, col, aligned) * t4[m * rq + q];
+    }
+    return acc;
+}
+
+// tb_row for a whole aligned chunk: B past rank 16 as plain vector loads.
+fn tb_row_whole(f16: bool, m: u32, rq: u32, v: vec4<f32>, q0: mat4x4<f32>, q1: mat4x4<f32>, q2: mat4x4<f32>, q3: mat4x4<f32>,
+                col: u32) -> vec4<f32> {
+    var acc = tb_row16(m, rq, v, q0, q1, q2, q3);
+    for (var q = 4u; q < rq; q++) {
+        acc += b_quad_whole(f16, 4u * q, col) * t4[m * rq + q];
+    }
+    return acc;
+}
+
+fn tb_row16(m: u32, rq: u32, v: vec4<f32>, q0: mat4x4<f32>, q1: mat4x4<f32>, q2: mat4x4<f32>, q3: mat4x4<f32>) -> vec4<f32> {
     let at = m * rq;
     var acc = v + q0 * t4[at];
     if (rq > 1u) {
@@ -727,10 +745,53 @@ fn tb_row(f16: bool, m: u32, rq: u32, v: vec4<f32>, q0: mat4x4<f32>, q1: mat4x4<
     if (rq > 3u) {
         acc += q3 * t4[at + 3u];
     }
-    for (var q = 4u; q < rq; q++) {
-        acc += b_quad(f16, 4u * q, col, aligned) * t4[at + q];
-    }
     return acc;
+}
+
+// b_quad for a whole aligned chunk: plain vector loads only.
+fn b_quad_whole(f16: bool, j: u32, col: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(b_whole(f16, j, col), b_whole(f16, j + 1u, col), b_whole(f16, j + 2u, col), b_whole(f16, j + 3u, col));
+}
+
+fn b_whole(f16: bool, j: u32, col: u32) -> vec4<f32> {
+    if (j >= p.rank) {
+        return vec4<f32>(0.0);
+    }
+    let c = (j * p.n_out + col) >> 2u;
+    if (f16) {
+        return p.scale * unpack4(b16[c]);
+    }
+    return p.scale * b32[c];
+}
+
+// Row m of the tile at a whole aligned chunk (col): what it starts from, and its store.
+fn base_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<f32> {
+    if (m >= tm || MODE == 0u) {
+        return vec4<f32>(0.0);
+    }
+    let c = ((m0 + m) * p.n_out + col) >> 2u;
+    if (MODE == 2u) {
+        if (f16) {
+            return unpack4(y16[c]);
+        }
+        return y32[c];
+    }
+    if (f16) {
+        return unpack4(base16[c]);
+    }
+    return base32[c];
+}
+
+fn put_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32, v: vec4<f32>) {
+    if (m >= tm) {
+        return;
+    }
+    let c = ((m0 + m) * p.n_out + col) >> 2u;
+    if (f16) {
+        y16[c] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+    } else {
+        y32[c] = v;
+    }
 }
 
 fn tb(f16: bool, g: u32, lid: u32) {
@@ -747,6 +808,10 @@ fn tb(f16: bool, g: u32, lid: u32) {
     let nl = min(4u, p.n_out - col);
     let aligned = p.n_out % 4u == 0u;
     let rg = (lid / T) * 4u;
+    // Threads on whole aligned chunks (all but a ragged last one) take the fast loop below,
+    // which has no code for partial chunks: with that code inside it, the loop measured
+    // 66 µs instead of 42 (f16, H200), as its registers are sized for the slow path too.
+    let whole = live && aligned && nl == 4u;
     // B's first 16 ranks at the thread's columns stay in registers for all its rows; the
     // first 4 rows' base chunks are loaded before t is staged, so the loads overlap it.
     var n0 = vec4<f32>(0.0);
@@ -757,15 +822,15 @@ fn tb(f16: bool, g: u32, lid: u32) {
     var q1 = mat4x4<f32>();
     var q2 = mat4x4<f32>();
     var q3 = mat4x4<f32>();
-    if (live) {
-        n0 = base_at(f16, rg, col, nl, aligned, m0, tm);
-        n1 = base_at(f16, rg + 1u, col, nl, aligned, m0, tm);
-        n2 = base_at(f16, rg + 2u, col, nl, aligned, m0, tm);
-        n3 = base_at(f16, rg + 3u, col, nl, aligned, m0, tm);
-        q0 = b_quad(f16, 0u, col, aligned);
-        q1 = b_quad(f16, 4u, col, aligned);
-        q2 = b_quad(f16, 8u, col, aligned);
-        q3 = b_quad(f16, 12u, col, aligned);
+    if (whole) {
+        n0 = base_whole(f16, rg, col, m0, tm);
+        n1 = base_whole(f16, rg + 1u, col, m0, tm);
+        n2 = base_whole(f16, rg + 2u, col, m0, tm);
+        n3 = base_whole(f16, rg + 3u, col, m0, tm);
+        q0 = b_quad_whole(f16, 0u, col);
+        q1 = b_quad_whole(f16, 4u, col);
+        q2 = b_quad_whole(f16, 8u, col);
+        q3 = b_quad_whole(f16, 12u, col);
     }
     // The tile's rows of t (the k slices summed, or rows of A for the merge), one rank per
     // thread at a time.
@@ -783,23 +848,38 @@ fn tb(f16: bool, g: u32, lid: u32) {
         t4[mm * rq + j / 4u][j % 4u] = v;
     }
     workgroupBarrier();
+    if (whole) {
+        // Blocks of 16 rows, 4 a thread; the next block's base is loaded before this one is used.
+        for (var m = rg; m < tm; m += 16u) {
+            let c0 = n0;
+            let c1 = n1;
+            let c2 = n2;
+            let c3 = n3;
+            n0 = base_whole(f16, m + 16u, col, m0, tm);
+            n1 = base_whole(f16, m + 17u, col, m0, tm);
+            n2 = base_whole(f16, m + 18u, col, m0, tm);
+            n3 = base_whole(f16, m + 19u, col, m0, tm);
+            put_whole(f16, m, col, m0, tm, tb_row_whole(f16, m, rq, c0, q0, q1, q2, q3, col));
+            put_whole(f16, m + 1u, col, m0, tm, tb_row_whole(f16, m + 1u, rq, c1, q0, q1, q2, q3, col));
+            put_whole(f16, m + 2u, col, m0, tm, tb_row_whole(f16, m + 2u, rq, c2, q0, q1, q2, q3, col));
+            put_whole(f16, m + 3u, col, m0, tm, tb_row_whole(f16, m + 3u, rq, c3, q0, q1, q2, q3, col));
+        }
+        return;
+    }
     if (!live) {
         return;
     }
-    // Blocks of 16 rows, 4 a thread; the next block's base is loaded before this one is used.
+    // A ragged last chunk, or rows that are not 4-aligned: element-wise loads and stores, no
+    // prefetch.
+    q0 = b_quad(f16, 0u, col, aligned);
+    q1 = b_quad(f16, 4u, col, aligned);
+    q2 = b_quad(f16, 8u, col, aligned);
+    q3 = b_quad(f16, 12u, col, aligned);
     for (var m = rg; m < tm; m += 16u) {
-        let c0 = n0;
-        let c1 = n1;
-        let c2 = n2;
-        let c3 = n3;
-        n0 = base_at(f16, m + 16u, col, nl, aligned, m0, tm);
-        n1 = base_at(f16, m + 17u, col, nl, aligned, m0, tm);
-        n2 = base_at(f16, m + 18u, col, nl, aligned, m0, tm);
-        n3 = base_at(f16, m + 19u, col, nl, aligned, m0, tm);
-        finish(f16, m, col, nl, aligned, m0, tm, tb_row(f16, m, rq, c0, q0, q1, q2, q3, col, aligned));
-        finish(f16, m + 1u, col, nl, aligned, m0, tm, tb_row(f16, m + 1u, rq, c1, q0, q1, q2, q3, col, aligned));
-        finish(f16, m + 2u, col, nl, aligned, m0, tm, tb_row(f16, m + 2u, rq, c2, q0, q1, q2, q3, col, aligned));
-        finish(f16, m + 3u, col, nl, aligned, m0, tm, tb_row(f16, m + 3u, rq, c3, q0, q1, q2, q3, col, aligned));
+        for (var i = 0u; i < 4u; i++) {
+            let v = base_at(f16, m + i, col, nl, aligned, m0, tm);
+            finish(f16, m + i, col, nl, aligned, m0, tm, tb_row(f16, m + i, rq, v, q0, q1, q2, q3, col, aligned));
+        }
     }
 }
 
