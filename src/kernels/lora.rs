@@ -125,7 +125,8 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// tiled form for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
 /// f32 4096x4096 r16 -> 4096 took 134.5 µs tiled against 164.9 for the best one-dispatch form
 /// (2048 rows: 78.6 against 83.7), f16 114.1 against 350; 512 rows 40-55 µs against 20-25: there
-/// the one-dispatch form stays.
+/// the one-dispatch form stays. (Later, with the rebuilt `t·B`: f32 4096 rows 116.6 µs tiled
+/// against 163.7 for the best one-dispatch form; 512 rows 36.8 against 20.7.)
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
