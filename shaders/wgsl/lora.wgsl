@@ -129,11 +129,7 @@ fn ld4_at(f16: bool, which: u32, e: u32, aligned: bool, lim: u32) -> vec4<f32> {
 
 fn store_y(f16: bool, e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
     if (aligned && nlanes == 4u) {
-        if (f16) {
-            y16[e >> 2u] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
-        } else {
-            y32[e >> 2u] = v;
-        }
+        put4(f16, e >> 2u, v);
         return;
     }
     if (nlanes > 0u) {
@@ -147,6 +143,15 @@ fn store_y(f16: bool, e: u32, v: vec4<f32>, nlanes: u32, aligned: bool) {
     }
     if (nlanes > 3u) {
         store1(f16, e + 3u, v.w);
+    }
+}
+
+// Chunk c of y (elements 4c .. 4c + 3), whole.
+fn put4(f16: bool, c: u32, v: vec4<f32>) {
+    if (f16) {
+        y16[c] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+    } else {
+        y32[c] = v;
     }
 }
 
@@ -372,21 +377,12 @@ fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32
     return ld4_at(f16, select(3u, 4u, MODE == 2u), e, aligned, e + nl);
 }
 
-// Stores row m (of the tile) at column col: a whole aligned chunk as one plain vector store.
+// Stores row m (of the tile) at column col.
 fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
     }
-    let e = (m0 + m) * p.n_out + col;
-    if (aligned && nl == 4u) {
-        if (f16) {
-            y16[e >> 2u] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
-        } else {
-            y32[e >> 2u] = v;
-        }
-        return;
-    }
-    store_y(f16, e, v, nl, aligned);
+    store_y(f16, (m0 + m) * p.n_out + col, v, nl, aligned);
 }
 
 fn skip(g: u32) -> bool {
@@ -786,12 +782,7 @@ fn put_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
     }
-    let c = ((m0 + m) * p.n_out + col) >> 2u;
-    if (f16) {
-        y16[c] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
-    } else {
-        y32[c] = v;
-    }
+    put4(f16, ((m0 + m) * p.n_out + col) >> 2u, v);
 }
 
 fn tb(f16: bool, g: u32, lid: u32) {
