@@ -361,19 +361,10 @@ fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32
     if (m >= tm || MODE == 0u) {
         return vec4<f32>(0.0);
     }
-    let e = (m0 + m) * p.n_out + col;
     if (aligned && nl == 4u) {
-        if (MODE == 2u) {
-            if (f16) {
-                return unpack4(y16[e >> 2u]);
-            }
-            return y32[e >> 2u];
-        }
-        if (f16) {
-            return unpack4(base16[e >> 2u]);
-        }
-        return base32[e >> 2u];
+        return base_whole(f16, m, col, m0, tm);
     }
+    let e = (m0 + m) * p.n_out + col;
     return ld4_at(f16, select(3u, 4u, MODE == 2u), e, aligned, e + nl);
 }
 
@@ -698,14 +689,11 @@ fn b_row(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
     if (j >= p.rank) {
         return vec4<f32>(0.0);
     }
-    let e = j * p.n_out + col;
     if (aligned && col + 4u <= p.n_out) {
-        if (f16) {
-            return p.scale * unpack4(b16[e >> 2u]);
-        }
-        return p.scale * b32[e >> 2u];
+        return b_whole(f16, j, col);
     }
-    return p.scale * ld4_at(f16, 2u, e, aligned, e - col + p.n_out);
+    let e = j * p.n_out;
+    return p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
 }
 
 // v + t[m] B at the thread's columns: ranks 0 .. 16 from the registers q0 .. q3, the rest
