@@ -84,3 +84,57 @@ fn rms_norm_many_rows() {
     check(&ctx, 70_000, 3, DType::F32, 2.0, true, false, "rms_norm 70000x3");
     check(&ctx, 66_000, 33, DType::F16, 2.0, true, true, "add_rms_norm 66000x33");
 }
+
+#[test]
+fn rms_norm_every_variant_on_every_row_length() {
+    // Forces each variant kind at several widths, 4-aligned rows (whose kernels leave out the
+    // partial-chunk code) and not, with and without weight and residual, into NaN outputs.
+    use wgfuse::kernels::{rms_norm::Args, Kind, Variant};
+    let ctx = ctx(false);
+    for dtype in [DType::F32, DType::F16] {
+        for n in [1usize, 4, 5, 33, 256, 257, 1024, 1025, 4096] {
+            let rows = 9;
+            let mut r = rng(&format!("rms_norm variants {dtype:?} n={n}"));
+            let shape = [rows, n];
+            let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+            let (res, rs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+            let (w, ws) = upload(&ctx, &random(&mut r, n, 2.0), &[n], dtype);
+            let hs = round(&xs.iter().zip(&rs).map(|(a, b)| a + b).collect::<Vec<_>>(), dtype);
+            let want = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), xs).unwrap().view(), Some(&ws), 1e-5);
+            let want_add = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), hs.clone()).unwrap().view(), Some(&ws), 1e-5);
+            let (atol, rtol) = match dtype {
+                DType::F32 => (1e-5, 1e-4),
+                DType::F16 => (4e-3, 1e-2),
+            };
+            let chunks = (n + 6) / 4;
+            for t in [1u32, 8, 32, 64, 256, 1024] {
+                let k = chunks.div_ceil(t as usize) as u32;
+                let wg = t.max(256);
+                let mut vs = vec![Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 }];
+                if k <= 16 {
+                    vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
+                }
+                for v in vs {
+                    let what = format!("{dtype:?} n={n} {}", v.describe());
+                    let y = poisoned(&ctx, &shape, dtype);
+                    ctx.rms_norm_with(&Args { x: &x, weight: Some(&w), residual: None, y: &y, h: None, eps: 1e-5, variant: Some(v) })
+                        .unwrap();
+                    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &what);
+                    let (y, h) = (poisoned(&ctx, &shape, dtype), poisoned(&ctx, &shape, dtype));
+                    ctx.rms_norm_with(&Args {
+                        x: &x,
+                        weight: Some(&w),
+                        residual: Some(&res),
+                        y: &y,
+                        h: Some(&h),
+                        eps: 1e-5,
+                        variant: Some(v),
+                    })
+                    .unwrap();
+                    assert_close(&download(&h), &hs, 0.0, 1e-6, &format!("{what} (h)"));
+                    assert_close(&download(&y), want_add.as_slice().unwrap(), atol, rtol, &format!("{what} (y)"));
+                }
+            }
+        }
+    }
+}

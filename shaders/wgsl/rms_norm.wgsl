@@ -99,13 +99,33 @@ fn store(f16: bool, which: u32, c: u32, v: vec4<f32>, mask: vec4<bool>) {
         }
         return;
     }
-    for (var k = 0u; k < 4u; k++) {
-        if (mask[k]) {
-            if (which == 0u) {
-                y32[c][k] = v[k];
-            } else {
-                h32[c][k] = v[k];
-            }
+    // Lane by lane, with fixed components: a vector value indexed at run time is kept in
+    // local memory.
+    if (which == 0u) {
+        if (mask.x) {
+            y32[c].x = v.x;
+        }
+        if (mask.y) {
+            y32[c].y = v.y;
+        }
+        if (mask.z) {
+            y32[c].z = v.z;
+        }
+        if (mask.w) {
+            y32[c].w = v.w;
+        }
+    } else {
+        if (mask.x) {
+            h32[c].x = v.x;
+        }
+        if (mask.y) {
+            h32[c].y = v.y;
+        }
+        if (mask.z) {
+            h32[c].z = v.z;
+        }
+        if (mask.w) {
+            h32[c].w = v.w;
         }
     }
 }
@@ -133,7 +153,8 @@ fn load_h(f16: bool, c: u32) -> vec4<f32> {
 
 fn weight1(f16: bool, j: u32) -> f32 {
     if (f16) {
-        return unpack2x16float(w16[j >> 2u][(j >> 1u) & 1u])[j & 1u];
+        let h = unpack2x16float(w16[j >> 2u][(j >> 1u) & 1u]);
+        return select(h.x, h.y, (j & 1u) != 0u);
     }
     return w32[j >> 2u][j & 3u];
 }
@@ -143,7 +164,7 @@ fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
     if ((MODE & 1u) == 0u) {
         return vec4<f32>(1.0);
     }
-    if (p.n % 4u == 0u) {
+    if (aligned()) {
         // Rows start 4-aligned: chunk c of the row is chunk c - c0 of the weight.
         let j = c - row.c0;
         if (f16) {
@@ -151,11 +172,19 @@ fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
         }
         return w32[j];
     }
+    let j = 4u * c - row.start;
     var w = vec4<f32>(1.0);
-    for (var k = 0u; k < 4u; k++) {
-        if (mask[k]) {
-            w[k] = weight1(f16, 4u * c + k - row.start);
-        }
+    if (mask.x) {
+        w.x = weight1(f16, j);
+    }
+    if (mask.y) {
+        w.y = weight1(f16, j + 1u);
+    }
+    if (mask.z) {
+        w.z = weight1(f16, j + 2u);
+    }
+    if (mask.w) {
+        w.w = weight1(f16, j + 3u);
     }
     return w;
 }
@@ -169,7 +198,7 @@ fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
 }
 
 fn sumsq(v: vec4<f32>, c: u32, row: Row) -> f32 {
-    if (p.n % 4u == 0u) {
+    if (aligned()) {
         // Rows of a multiple of 4 hold only full chunks.
         return dot(v, v);
     }
@@ -256,7 +285,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     }
     let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
     let weighted = (MODE & 1u) != 0u;
-    if (p.n % 4u == 0u) {
+    if (aligned()) {
         // Rows are 4-aligned: every chunk is full, and weight chunks line up with row chunks.
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;

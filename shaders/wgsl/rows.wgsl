@@ -9,13 +9,22 @@
 override WG: u32 = 256u;
 override T: u32 = 256u;
 override K: u32 = 4u;
-override MODE: u32 = 0u; // op-specific (RMSNorm: bit 0 = has weight); every kernel takes the same constants
+override MODE: u32 = 0u; // op-specific (RMSNorm: bit 0 = has weight), and ALIGNED; every kernel takes the same constants
+
+// MODE bit: every row starts and ends on a chunk boundary (n % 4 == 0). The code for partial
+// chunks then folds away when the pipeline is made: reachable, it costs registers and
+// instructions in the hot loops even when no thread runs it.
+const ALIGNED: u32 = 16u;
 
 const KMAX: u32 = 16u;
 
 var<workgroup> red: array<f32, 256>;
 var<workgroup> red2: array<f32, 256>;
 
+
+fn aligned() -> bool {
+    return (MODE & ALIGNED) != 0u;
+}
 
 fn neg_inf() -> f32 {
     return bitcast<f32>(0xff800000u);
@@ -53,6 +62,9 @@ fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, rows: u32, n: u32) -> Row {
 
 // Lanes of chunk c that lie inside the row.
 fn lane_mask(c: u32, row: Row) -> vec4<bool> {
+    if (aligned()) {
+        return vec4<bool>(true);
+    }
     let e = vec4<u32>(4u * c) + vec4<u32>(0u, 1u, 2u, 3u);
     return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
 }
@@ -64,7 +76,9 @@ fn combine(a: f32, b: f32, is_max: bool) -> f32 {
     return a + b;
 }
 
-// Max (is_max) or sum of v over the T threads of a row.
+// Max (is_max) or sum of v over the T threads of a row: butterfly shuffles inside each
+// subgroup, then the subgroups' results through shared memory, combined by another butterfly
+// (a serial loop over 32 entries cost a 1024-thread row as much as a few of its loads).
 fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
     var x = v;
     let w = min(T, sg);
@@ -79,11 +93,18 @@ fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
         red[lid / sg] = x;
     }
     workgroupBarrier();
+    // per = T / sg entries a row; lane i takes entries i, i + width, ... (width = min(per, sg)),
+    // then a butterfly over width lanes gives each lane the row's total.
     let per = T / sg;
+    let width = min(per, sg);
     let first = (lid / T) * per;
-    var r = red[first];
-    for (var i = 1u; i < per; i++) {
-        r = combine(r, red[first + i], is_max);
+    let lane = lid % width;
+    var r = red[first + lane];
+    for (var j = lane + width; j < per; j += width) {
+        r = combine(r, red[first + j], is_max);
+    }
+    for (var off = 1u; off < width; off = off << 1u) {
+        r = combine(r, subgroupShuffleXor(r, off), is_max);
     }
     return r;
 }
@@ -98,6 +119,9 @@ fn row_sum(v: f32, lid: u32, sg: u32) -> f32 {
 
 // Chunk c lies wholly inside the row (only a row's first and last chunk may not).
 fn full(c: u32, row: Row) -> bool {
+    if (aligned()) {
+        return true;
+    }
     return 4u * c >= row.start && 4u * c + 4u <= row.end;
 }
 
@@ -106,7 +130,7 @@ fn full(c: u32, row: Row) -> bool {
 // Register arrays are only ever indexed by unrolled loop counters (dynamic indices would put
 // them in local memory); `pick` reads entry i through a select chain for the same reason.
 fn boundary_slot(b: u32, row: Row) -> u32 {
-    if (row.c1 <= row.c0) {
+    if (aligned() || row.c1 <= row.c0) {
         return KMAX;
     }
     var c = row.c0;

@@ -56,15 +56,26 @@ fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
         red2[lid / sg] = s;
     }
     workgroupBarrier();
+    // As row_reduce (rows.wgsl): lanes take the per = T / sg entries of the row, a butterfly
+    // over width lanes combines them.
     let per = T / sg;
+    let width = min(per, sg);
     let first = (lid / T) * per;
-    var mm = red[first];
-    for (var i = 1u; i < per; i++) {
-        mm = max(mm, red[first + i]);
+    let lane = lid % width;
+    var mm = red[first + lane];
+    var ss = red2[first + lane];
+    for (var j = lane + width; j < per; j += width) {
+        let mo = red[first + j];
+        let mn = max(mm, mo);
+        ss = scale_sum(ss, mm, mn) + scale_sum(red2[first + j], mo, mn);
+        mm = mn;
     }
-    var ss = 0.0;
-    for (var i = 0u; i < per; i++) {
-        ss += scale_sum(red2[first + i], red[first + i], mm);
+    for (var off = 1u; off < width; off = off << 1u) {
+        let mo = subgroupShuffleXor(mm, off);
+        let so = subgroupShuffleXor(ss, off);
+        let mn = max(mm, mo);
+        ss = scale_sum(ss, mm, mn) + scale_sum(so, mo, mn);
+        mm = mn;
     }
     return vec2<f32>(mm, ss);
 }
@@ -99,10 +110,19 @@ fn store32(c: u32, v: vec4<f32>, mask: vec4<bool>) {
         y32[c] = v;
         return;
     }
-    for (var k = 0u; k < 4u; k++) {
-        if (mask[k]) {
-            y32[c][k] = v[k];
-        }
+    // Lane by lane, with fixed components: a vector value indexed at run time is kept in
+    // local memory.
+    if (mask.x) {
+        y32[c].x = v.x;
+    }
+    if (mask.y) {
+        y32[c].y = v.y;
+    }
+    if (mask.z) {
+        y32[c].z = v.z;
+    }
+    if (mask.w) {
+        y32[c].w = v.w;
     }
 }
 
@@ -143,13 +163,12 @@ struct Stats {
 fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg: u32) -> Stats {
     // Rows of a multiple of 4 hold only full chunks: no lane masks (fewer instructions per
     // element, which f16 rows feel: they carry twice the elements per byte).
-    let aligned = p.n % 4u == 0u;
     var m = neg_inf();
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
             let u = (*v)[i];
-            if (aligned) {
+            if (aligned()) {
                 m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
             } else {
                 m = max(m, chunk_max(u, lane_mask(c, row)));
@@ -163,7 +182,7 @@ fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg:
         var e = vec4<f32>(0.0);
         if (c < row.c1) {
             e = exp((*v)[i] - m);
-            if (!aligned) {
+            if (!aligned()) {
                 e = select(vec4<f32>(0.0), e, lane_mask(c, row));
             }
         }

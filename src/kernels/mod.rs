@@ -395,6 +395,15 @@ pub fn row_variant(rows: usize, n: usize, max_invocations: u32) -> Variant {
     Variant { kind: Kind::Reg, wg, threads: t, chunks: k as u32, mode: 0 }
 }
 
+/// `MODE` bit of the WGSL row kernels: rows of a multiple of 4 elements, so every chunk is
+/// whole and the code for partial chunks folds away when the pipeline is made.
+pub(crate) const MODE_ALIGNED: u32 = 16;
+
+/// `mode` with [`MODE_ALIGNED`] set exactly when rows of `n` elements are 4-aligned.
+pub(crate) fn row_mode(mode: u32, n: usize) -> u32 {
+    (mode & !MODE_ALIGNED) | if n % 4 == 0 { MODE_ALIGNED } else { 0 }
+}
+
 /// Workgroups a row kernel needs for `rows` rows.
 pub(crate) fn row_groups(rows: usize, v: &Variant) -> u64 {
     (rows as u64).div_ceil((v.wg / v.threads.max(1)).max(1) as u64)

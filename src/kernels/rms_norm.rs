@@ -80,7 +80,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Ok((PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: Backend::Native }, params, groups));
     }
     let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
-    variant.mode = u32::from(a.weight.is_some());
+    variant.mode = crate::kernels::row_mode(u32::from(a.weight.is_some()), n);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];

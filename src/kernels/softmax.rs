@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{native_row_plan, row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::kernels::{native_row_plan, row_groups, row_mode, row_variant, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "softmax";
@@ -54,7 +54,8 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         let (variant, params, groups) = native_row_plan(ctx, a.x.rows(), n, a.variant, OP)?;
         return Ok((PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: Backend::Native }, params, groups));
     }
-    let variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    variant.mode = row_mode(variant.mode, n);
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
