@@ -7,6 +7,7 @@
 //! at other numbers instead (every entry point must use every binding). Each entry point to
 //! time has a line
 //! `// dispatch <entry> <workgroups> [<MiB moved>]` (default: 2 N, src read and dst written);
+//! modules are built as the library builds its own, without bounds checks (`--checked` adds them);
 //! more than 65535 workgroups are laid out as x × y, so an entry point takes its index as
 //! `wid.x + wid.y * nwg.x`.
 
@@ -27,15 +28,17 @@ fn time(timer: &mut Timer, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfu
 pub fn run(args: &[String]) -> Res<()> {
     let mut file = None;
     let mut mib = 64usize;
+    let mut checked = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--mib" => mib = it.next().ok_or("--mib needs a value")?.parse().map_err(err)?,
+            "--checked" => checked = true,
             f if file.is_none() => file = Some(f.to_string()),
             o => return Err(format!("unknown option {o}")),
         }
     }
-    let file = file.ok_or("usage: cargo xtask probe FILE.wgsl [--mib N]")?;
+    let file = file.ok_or("usage: cargo xtask probe FILE.wgsl [--mib N] [--checked]")?;
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
     let ctx = Context::new().map_err(err)?;
     println!("{}", ctx.info());
@@ -48,10 +51,11 @@ pub fn run(args: &[String]) -> Res<()> {
     let device = ctx.device();
     let module = ctx
         .scoped(|| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("probe"),
-                source: wgpu::ShaderSource::Wgsl(text.as_str().into()),
-            })
+            let desc = wgpu::ShaderModuleDescriptor { label: Some("probe"), source: wgpu::ShaderSource::Wgsl(text.as_str().into()) };
+            let checks = if checked { wgpu::ShaderRuntimeChecks::checked() } else { wgpu::ShaderRuntimeChecks::unchecked() };
+            // SAFETY: as the library's modules (`--checked` restores the bounds checks); a probe
+            // that indexes out of its buffers is a bug in the probe, which `--checked` finds.
+            unsafe { device.create_shader_module_trusted(desc, checks) }
         })
         .map_err(err)?;
     let mut binds = vec![(0u32, &src), (1, &dst), (2, &small)];
