@@ -10,7 +10,9 @@
 // k slices (split form).
 // Binding 5 (split form only): f32 scratch for the partial x A of each k slice.
 // MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
-//       3 merge: y = base + s A B, rows of A taking the place of x A (x unused).
+//       3 merge: y = base + s A B, rows of A taking the place of x A (x unused);
+//       plus ALIGNED (16) when in, r and out are multiples of 4: x·A's loads of x and A are
+//       then whole chunks, and the code for partial ones folds away when the pipeline is made.
 //
 // Work split: workgroup g takes row tile g / col_blocks (TM = K rows, 4, 8 or 16) and column
 // block g % col_blocks. Both phases work in 4 x 4 register blocks (4 rows x 4 columns, four
@@ -27,6 +29,17 @@ override WG: u32 = 256u;
 override T: u32 = 4u;   // passes over WG / MB column chunks per column block
 override K: u32 = 4u;   // rows per tile (TM): 4, 8 or 16
 override MODE: u32 = 1u;
+
+const ALIGNED: u32 = 16u;
+
+// The mode proper (MODE without the ALIGNED bit).
+fn mode() -> u32 {
+    return MODE & 15u;
+}
+
+fn all_aligned() -> bool {
+    return (MODE & ALIGNED) != 0u;
+}
 
 const TMAX: u32 = 16u;
 const RMAX: u32 = 128u;
@@ -251,7 +264,7 @@ fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
     }
     let ks = max(WG / nb2, 1u);
 
-    if (MODE == 3u) {
+    if (mode() == 3u) {
         for (var i = lid; i < K * r; i += WG) {
             var v = 0.0;
             if (i / r < tm) {
@@ -358,14 +371,14 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
 // aligned chunk is one plain vector load (through ld4_at's switch and guards, f16 t·B took
 // 67.9 µs instead of 42.0 on the H200).
 fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32) -> vec4<f32> {
-    if (m >= tm || MODE == 0u) {
+    if (m >= tm || mode() == 0u) {
         return vec4<f32>(0.0);
     }
     if (aligned && nl == 4u) {
         return base_whole(f16, m, col, m0, tm);
     }
     let e = (m0 + m) * p.n_out + col;
-    return ld4_at(f16, select(3u, 4u, MODE == 2u), e, aligned, e + nl);
+    return ld4_at(f16, select(3u, 4u, mode() == 2u), e, aligned, e + nl);
 }
 
 // Stores row m (of the tile) at column col.
@@ -529,7 +542,9 @@ fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool
 // Elements e..e+3 of x (which = 0) or A (1) as raw bits, lanes at or past lim 0: one vector
 // load when the four are one aligned chunk.
 fn raw_at(f16: bool, which: u32, e: u32, aligned: bool, lim: u32) -> vec4<u32> {
-    if (aligned && e + 4u <= lim) {
+    // all_aligned(): x·A's chunks (k and k1 multiples of 4 of x's rows; ranks j .. j + 4 < r of
+    // A's) are then whole, so the partial path below is not compiled.
+    if (all_aligned() || (aligned && e + 4u <= lim)) {
         if (f16) {
             if (which == 0u) {
                 return vec4<u32>(x16[e >> 2u], 0u, 0u);
@@ -750,11 +765,11 @@ fn b_whole(f16: bool, j: u32, col: u32) -> vec4<f32> {
 
 // Row m of the tile at a whole aligned chunk (col): what it starts from, and its store.
 fn base_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<f32> {
-    if (m >= tm || MODE == 0u) {
+    if (m >= tm || mode() == 0u) {
         return vec4<f32>(0.0);
     }
     let c = ((m0 + m) * p.n_out + col) >> 2u;
-    if (MODE == 2u) {
+    if (mode() == 2u) {
         if (f16) {
             return unpack4(y16[c]);
         }
@@ -818,7 +833,7 @@ fn tb(f16: bool, g: u32, lid: u32) {
         let j = i % r4;
         var v = 0.0;
         if (j < r) {
-            if (MODE == 3u) {
+            if (mode() == 3u) {
                 v = ld1(f16, 1u, (m0 + mm) * r + j);
             } else {
                 v = slice_sum((m0 + mm) * r4 + j, p.rows * r4);

@@ -13,6 +13,9 @@ use crate::kernels::{groups_u32, slot, Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "lora";
+
+/// `MODE` bit of the WGSL LoRA kernels: `in`, `r` and `out` are multiples of 4.
+const MODE_ALIGNED: u32 = 16;
 /// Largest rank the kernel takes (its shared-memory tile of `x·A` holds 16 × 128 values).
 ///
 /// ```
@@ -238,7 +241,8 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
         return native_plan(a, [rows, k_in, rank, out], mode, dtype);
     }
     let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out, dtype));
-    v.mode = mode;
+    // ALIGNED (lora.wgsl): every chunk x·A loads is whole, so its partial-chunk code is left out.
+    v.mode = mode | if k_in % 4 == 0 && rank % 4 == 0 && out % 4 == 0 { MODE_ALIGNED } else { 0 };
     if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
