@@ -243,27 +243,22 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     let row = row_of(wid, nwg, lid, p.rows, p.n);
     var v: array<vec4<f32>, KMAX>;
     // Every load of the row first, then the arithmetic: all K loads are in flight together.
+    // add: x + r chunk by chunk, with no second register array for r.
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         if (c < row.c1) {
-            v[i] = load_x(f16, c);
+            if (add) {
+                v[i] = round_sum(f16, load_x(f16, c) + load_r(f16, c));
+            } else {
+                v[i] = load_x(f16, c);
+            }
         }
     }
     if (add) {
-        var rv: array<vec4<f32>, KMAX>;
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;
-            if (c < row.c1) {
-                rv[i] = load_r(f16, c);
-            }
-        }
-        for (var i = 0u; i < K; i++) {
-            let c = row.c0 + row.tid + i * T;
-            if (c < row.c1) {
-                v[i] = round_sum(f16, v[i] + rv[i]);
-                if (full(c, row)) {
-                    store_full(f16, 1u, c, v[i]);
-                }
+            if (c < row.c1 && full(c, row)) {
+                store_full(f16, 1u, c, v[i]);
             }
         }
     }
