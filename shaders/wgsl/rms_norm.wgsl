@@ -262,19 +262,6 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
             }
         }
     }
-    // Up to 4 chunks a thread, the weights are loaded before the reduction, so that their
-    // latency is spent while the row's sum is formed rather than after it.
-    let weighted = (MODE & 1u) != 0u;
-    let early = weighted && aligned() && K <= 4u;
-    var wv: array<vec4<f32>, 4>;
-    if (early) {
-        for (var i = 0u; i < min(K, 4u); i++) {
-            let c = row.c0 + row.tid + i * T;
-            if (c < row.c1) {
-                wv[i] = load_w(f16, c - row.c0);
-            }
-        }
-    }
     var ss = 0.0;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
@@ -292,15 +279,14 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
         }
     }
     let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
+    let weighted = (MODE & 1u) != 0u;
     if (aligned()) {
         // Rows are 4-aligned: every chunk is full, and weight chunks line up with row chunks.
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;
             if (c < row.c1) {
                 var o = v[i] * inv;
-                if (early) {
-                    o *= wv[min(i, 3u)];
-                } else if (weighted) {
+                if (weighted) {
                     o *= load_w(f16, c - row.c0);
                 }
                 store_full(f16, 0u, c, o);
