@@ -10,6 +10,10 @@
 //! modules are built as the library builds its own, without bounds checks (`--checked` adds them);
 //! more than 65535 workgroups are laid out as x × y, so an entry point takes its index as
 //! `wid.x + wid.y * nwg.x`.
+//!
+//! So that a library shader runs unchanged: `// params 4096 4096 0.5 ...` sets the immediates
+//! (words: integers as u32, numbers with a point as f32 bits), and `// constants WG=256,T=256`
+//! the pipeline-overridable constants of every entry point.
 
 use std::time::Duration;
 
@@ -74,6 +78,30 @@ pub fn run(args: &[String]) -> Res<()> {
             })
             .collect::<Res<_>>()?;
     }
+    let params: Vec<u32> = match text.lines().find_map(|l| l.trim().strip_prefix("// params ")) {
+        Some(line) => line
+            .split_whitespace()
+            .map(|w| if w.contains('.') { w.parse::<f32>().map(f32::to_bits).map_err(err) } else { w.parse::<u32>().map_err(err) })
+            .collect::<Res<_>>()?,
+        None => Vec::new(),
+    };
+    let constants: Vec<(String, f64)> = match text.lines().find_map(|l| l.trim().strip_prefix("// constants ")) {
+        Some(line) => line
+            .split(',')
+            .map(|c| {
+                let (k, v) = c.trim().split_once('=').ok_or(format!("bad constant {c:?}"))?;
+                Ok((k.to_string(), v.parse::<f64>().map_err(err)?))
+            })
+            .collect::<Res<_>>()?,
+        None => Vec::new(),
+    };
+    let param_bytes: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let consts: Vec<(&str, f64)> = constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let layout = if params.is_empty() {
+        None
+    } else {
+        Some(bind_layout(&ctx, &text, &binds, (params.len() * 4) as u32)?)
+    };
     let copy_us = time(&mut timer, |p| copy::encode(&ctx, p, &src, &dst))?;
     let bytes = 2.0 * (mib << 20) as f64;
     println!("copy {mib} MiB -> {mib} MiB: {copy_us:.2} µs, {:.0} GB/s", bytes / (copy_us * 1e3));
@@ -92,20 +120,23 @@ pub fn run(args: &[String]) -> Res<()> {
             .scoped(|| {
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
-                    layout: None,
+                    layout: layout.as_ref().map(|(_, pl)| pl),
                     module: &module,
                     entry_point: Some(entry),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions { constants: &consts, zero_initialize_workgroup_memory: false },
                     cache: None,
                 })
             })
             .map_err(|e| format!("{entry}: {e}"))?;
-        let layout = pipeline.get_bind_group_layout(0);
+        let group_layout = match &layout {
+            Some((bgl, _)) => bgl.clone(),
+            None => pipeline.get_bind_group_layout(0),
+        };
         let group = ctx
             .scoped(|| {
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(entry),
-                    layout: &layout,
+                    layout: &group_layout,
                     entries: &binds
                         .iter()
                         .map(|&(i, t)| wgpu::BindGroupEntry { binding: i, resource: t.buffer().as_entire_binding() })
@@ -118,6 +149,9 @@ pub fn run(args: &[String]) -> Res<()> {
         let us = time(&mut timer, |p| {
             p.set_pipeline(&pipeline);
             p.set_bind_group(0, &group, &[]);
+            if !params.is_empty() {
+                p.set_immediates(0, &param_bytes);
+            }
             p.dispatch_workgroups(gx, gy, 1);
             Ok(())
         })?;
@@ -128,4 +162,41 @@ pub fn run(args: &[String]) -> Res<()> {
         );
     }
     Ok(())
+}
+
+/// An explicit layout (immediates need one): every bound buffer as a storage buffer, read-only
+/// where the shader declares it `read`.
+fn bind_layout(
+    ctx: &Context,
+    text: &str,
+    binds: &[(u32, &wgfuse::Tensor)],
+    immediate_size: u32,
+) -> Res<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
+    let device = ctx.device();
+    let read_only = |n: u32| {
+        text.lines().any(|l| l.contains(&format!("@binding({n})")) && l.contains("var<storage, read>"))
+    };
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
+        .iter()
+        .map(|&(n, _)| wgpu::BindGroupLayoutEntry {
+            binding: n,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: read_only(n) },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    ctx.scoped(|| {
+        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("probe"), entries: &entries });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("probe"),
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size,
+        });
+        (bgl, pl)
+    })
+    .map_err(err)
 }
