@@ -97,11 +97,7 @@ pub fn run(args: &[String]) -> Res<()> {
     };
     let param_bytes: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
     let consts: Vec<(&str, f64)> = constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let layout = if params.is_empty() {
-        None
-    } else {
-        Some(bind_layout(&ctx, &text, &binds, (params.len() * 4) as u32)?)
-    };
+    let layout = if params.is_empty() { None } else { Some(bind_layout(&ctx, &text, &binds, (params.len() * 4) as u32)?) };
     let copy_us = time(&mut timer, |p| copy::encode(&ctx, p, &src, &dst))?;
     let bytes = 2.0 * (mib << 20) as f64;
     println!("copy {mib} MiB -> {mib} MiB: {copy_us:.2} µs, {:.0} GB/s", bytes / (copy_us * 1e3));
@@ -173,9 +169,7 @@ fn bind_layout(
     immediate_size: u32,
 ) -> Res<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
     let device = ctx.device();
-    let read_only = |n: u32| {
-        text.lines().any(|l| l.contains(&format!("@binding({n})")) && l.contains("var<storage, read>"))
-    };
+    let read_only = |n: u32| text.lines().any(|l| l.contains(&format!("@binding({n})")) && l.contains("var<storage, read>"));
     let entries: Vec<wgpu::BindGroupLayoutEntry> = binds
         .iter()
         .map(|&(n, _)| wgpu::BindGroupLayoutEntry {
