@@ -532,14 +532,7 @@ var<workgroup> t4: array<vec4<f32>, 1024>; // 16 K rows x ceil(r / 4) vec4 (at m
 // bits: f32 lanes, or (f16) 4 halves in .xy. The conversion waits for `x_val`, at the use, so
 // that a load made a tile ahead stays in flight until then.
 fn x_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
-    let inside = q < nrow && k < k1;
-    if (all_aligned()) {
-        // No branch around the load (chunk 0 stands in outside): a branch that merges a
-        // loaded value made the loop wait for that load where it joined, not at its use.
-        let v = raw_at(f16, 0u, select(0u, (rm + q) * p.k_in + k, inside), true, 4u);
-        return select(vec4<u32>(0u), v, inside);
-    }
-    if (!inside) {
+    if (q >= nrow || k >= k1) {
         return vec4<u32>(0u);
     }
     let e = (rm + q) * p.k_in + k;
@@ -598,13 +591,7 @@ fn a_tile(f16: bool, lid: u32, kt: u32, k1: u32, jb: u32, h: u32, aligned: bool)
     let kk = i / 4u;
     let j = jb + 4u * (i % 4u);
     let r = p.rank;
-    let inside = kt + kk < k1 && j < r;
-    if (all_aligned()) {
-        // As in x_at: no branch around the load.
-        let v = raw_at(f16, 1u, select(0u, (kt + kk) * r + j, inside), true, 4u);
-        return select(vec4<u32>(0u), v, inside);
-    }
-    if (!inside) {
+    if (kt + kk >= k1 || j >= r) {
         return vec4<u32>(0u);
     }
     let e = (kt + kk) * r + j;
