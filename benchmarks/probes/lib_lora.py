@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes probes of the library's x·A dispatch (lora.wgsl, `lora_f32_xa` / `lora_f16_xa`) over
 x 4096 x 4096, rank 16, each with one change: k slices (workgroups), or x loaded at its use
-instead of a tile ahead. Writes into the folder given (default /tmp/lp).
+instead of a tile ahead. Writes into the folder given (default /tmp/lp), names starting with
+the prefix given (default lib_xa).
 Run each with: cargo xtask probe FILE --mib 64
 """
 import os
@@ -34,10 +35,11 @@ def edit(text, old, new):
     return text.replace(old, new)
 
 
-write("lib_xa", "none", LIB)
-write("lib_xa_s1", "1 k slice (128 workgroups)", LIB, slices=1)
-write("lib_xa_s4", "4 k slices (512 workgroups)", LIB, slices=4)
-write("lib_xa_s8", "8 k slices (1024 workgroups)", LIB, slices=8)
+PREFIX = sys.argv[2] if len(sys.argv) > 2 else "lib_xa"
+write(PREFIX, "none", LIB)
+write(PREFIX + "_s1", "1 k slice (128 workgroups)", LIB, slices=1)
+write(PREFIX + "_s4", "4 k slices (512 workgroups)", LIB, slices=4)
+write(PREFIX + "_s8", "8 k slices (1024 workgroups)", LIB, slices=8)
 nop = edit(LIB, """            let n0 = x_at(f16, rm, 0u, nrow, kn + 4u * kl, k1, in_aligned);
             let n1 = x_at(f16, rm, 1u, nrow, kn + 4u * kl, k1, in_aligned);
             let n2 = x_at(f16, rm, 2u, nrow, kn + 4u * kl, k1, in_aligned);
@@ -52,5 +54,5 @@ nop = edit(nop, """            x0 = n0;
             x2 = x_at(f16, rm, 2u, nrow, kn + 4u * kl, k1, in_aligned);
             x3 = x_at(f16, rm, 3u, nrow, kn + 4u * kl, k1, in_aligned);
 """)
-write("lib_xa_late", "x of the next tile loaded after the products (fewer registers)", nop)
-write("lib_xa_late_s4", "x loaded late, 4 k slices", nop, slices=4)
+write(PREFIX + "_late", "x of the next tile loaded after the products (fewer registers)", nop)
+write(PREFIX + "_late_s4", "x loaded late, 4 k slices", nop, slices=4)
