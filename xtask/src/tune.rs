@@ -86,7 +86,7 @@ pub fn run(args: &[String]) -> Res<()> {
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                    let tiled = [1u32, 2, 4, 6, 8, 16].into_iter().map(|kt| Variant {
+                    let tiled = [1u32, 2, 4, 6, 8, 16, 32].into_iter().map(|kt| Variant {
                         kind: Kind::Project,
                         wg: 256,
                         threads: 32,
