@@ -74,6 +74,20 @@ pub fn run(_args: &[String]) -> Res<()> {
         same / 100.0,
         own / 100.0
     );
+    // A dependent chain (each op reads the output of the one before, two buffers in turn), per
+    // threads a row: fewer threads a row means fewer barriers inside the kernel.
+    let (c0, c1) = (tensor(&ctx, &mut rng, &[128, 1024], DType::F32)?, tensor(&ctx, &mut rng, &[128, 1024], DType::F32)?);
+    for (t, k) in [(32u32, 8u32), (64, 4), (128, 2), (256, 1)] {
+        let v = wgfuse::kernels::Variant { kind: wgfuse::kernels::Kind::Reg, wg: 256, threads: t, chunks: k, mode: 0 };
+        let us = time(&mut timer, |p| {
+            for _ in 0..50 {
+                softmax::encode(&ctx, p, &softmax::Args { x: &c0, y: &c1, variant: Some(v) })?;
+                softmax::encode(&ctx, p, &softmax::Args { x: &c1, y: &c0, variant: Some(v) })?;
+            }
+            Ok(())
+        })?;
+        println!("softmax 128x1024 f32, 100 chained (each reads the last one's output), {}: {:.2} µs/op", v.describe(), us / 100.0);
+    }
     // The floor of one timed run: an empty pass, and a 16-byte copy, each after the L2 flush.
     let empty = time(&mut timer, |_| Ok(()))?;
     let (a, b) = (tensor(&ctx, &mut rng, &[4], DType::F32)?, tensor(&ctx, &mut rng, &[4], DType::F32)?);
