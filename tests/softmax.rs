@@ -91,27 +91,17 @@ fn softmax_every_variant_on_every_row_length() {
     // Forces each variant kind at several widths on the same inputs: 4-aligned rows (whose
     // kernels leave out the partial-chunk code) and not, both dtypes, NaN-poisoned outputs.
     let ctx = ctx(false);
-    use wgfuse::kernels::{Kind, Variant};
     for dtype in [DType::F32, DType::F16] {
         for n in [1usize, 4, 5, 33, 256, 257, 1024, 1025, 4096] {
             let mut r = rng(&format!("variants {dtype:?} n={n}"));
             let data = random(&mut r, 9 * n, 6.0);
             let (x, seen) = upload(&ctx, &data, &[9, n], dtype);
             let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![9, n], seen).unwrap().view());
-            let chunks = (n + 6) / 4;
-            for t in [1u32, 8, 32, 64, 256, 1024] {
-                let k = chunks.div_ceil(t as usize) as u32;
-                let wg = t.max(256);
-                let mut vs = vec![Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 }];
-                if k <= 16 {
-                    vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
-                }
-                for v in vs {
-                    let y = poisoned(&ctx, &[9, n], dtype);
-                    ctx.softmax_into(&x, &y, Some(v)).unwrap();
-                    let (atol, rtol) = tol(dtype);
-                    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{dtype:?} n={n} {}", v.describe()));
-                }
+            for v in row_variants(n) {
+                let y = poisoned(&ctx, &[9, n], dtype);
+                ctx.softmax_into(&x, &y, Some(v)).unwrap();
+                let (atol, rtol) = tol(dtype);
+                assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{dtype:?} n={n} {}", v.describe()));
             }
         }
     }

@@ -112,3 +112,21 @@ pub fn poisoned(ctx: &Context, shape: &[usize], dtype: DType) -> Tensor {
         DType::F16 => ctx.tensor(&vec![f16::NAN; n], shape).expect("poisoned"),
     }
 }
+
+/// Every row-kernel variant worth forcing on rows of `n` elements: the looped form at 1 to 1024
+/// threads a row, and the register form wherever a thread's chunks fit its registers.
+#[allow(dead_code)]
+pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
+    use wgfuse::kernels::{Kind, Variant};
+    let chunks = (n + 6) / 4;
+    let mut vs = Vec::new();
+    for t in [1u32, 8, 32, 64, 256, 1024] {
+        let k = chunks.div_ceil(t as usize) as u32;
+        let wg = t.max(256);
+        vs.push(Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 });
+        if k <= 16 {
+            vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
+        }
+    }
+    vs
+}
