@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Writes the row-kernel probes (softmax layouts over f32 and f16 rows) next to this file.
+"""Writes the row-kernel probes (softmax layouts over f32 and f16 rows) into the folder given
+(default /tmp/lp).
 
 Each probe file holds one view type of the probe's buffers (f32 vec4, f16 as vec2<u32> or as
 vec4<u32>) and softmax kernels over 4096 rows, aligned rows, no masks: they time layouts and
-reductions, not edge cases. Run: python3 benchmarks/probes/rows_gen.py
+reductions, not edge cases. Run: python3 benchmarks/probes/rows_gen.py [FOLDER]
 """
 import os
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/lp"
 
 RED = """
 var<workgroup> red: array<f32, 128>;
@@ -233,7 +236,8 @@ def write(name, mib, ty, doc, kernels):
         out.append("fn reduce_" + RED.split("fn reduce_")[1].format(T=t))
     for entry, tmpl, p, _ in kernels:
         out.append(tmpl.format(name=entry, **p))
-    with open(os.path.join(HERE, name), "w") as f:
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, name), "w") as f:
         f.write("\n".join(out))
 
 
