@@ -7,7 +7,6 @@ vec4<u32>) and softmax kernels over 4096 rows, aligned rows, no masks: they time
 reductions, not edge cases. Run: python3 benchmarks/probes/rows_gen.py [FOLDER]
 """
 import os
-
 import sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/lp"
