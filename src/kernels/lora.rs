@@ -358,8 +358,16 @@ pub fn expand_blocks(rows: usize, rank: usize, out: usize) -> u32 {
     1 << (63 - k.leading_zeros())
 }
 
-/// Most 16-row blocks of t that fit `t4` (1024 vec4) at this rank, at most 16.
-fn expand_fit(rank: usize) -> u32 {
+/// Most 16-row blocks of t that fit `t4` (1024 vec4) at this rank, at most 16: the largest
+/// `chunks` a [`Kind::Expand`] variant may take.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::lora::expand_fit;
+/// assert_eq!((expand_fit(16), expand_fit(64), expand_fit(128)), (16, 4, 2));
+/// # Ok(()) }
+/// ```
+pub fn expand_fit(rank: usize) -> u32 {
     (64 / rank.div_ceil(4).max(1)).clamp(1, 16) as u32
 }
 

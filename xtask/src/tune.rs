@@ -125,7 +125,7 @@ pub fn run(args: &[String]) -> Res<()> {
                     // 16-row blocks a workgroup; its bound is the copy of W.
                     let t_rows = tensor(&ctx, &mut rng, &[m, r], dtype)?;
                     let merge_bound = copy_time(&ctx, &mut timer, warm, (2 * m * o * dtype.size()) as u64)?;
-                    let fit = (64 / r.div_ceil(4)).min(16) as u32;
+                    let fit = lora::expand_fit(r);
                     for blocks in [1u32, 2, 4, 8, 16].into_iter().filter(|&k| k <= fit) {
                         let v = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: blocks, mode: 3 };
                         let args = lora::Args {
