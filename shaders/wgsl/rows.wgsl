@@ -80,11 +80,7 @@ fn combine(a: f32, b: f32, is_max: bool) -> f32 {
 // subgroup, then the subgroups' results through shared memory, combined by another butterfly
 // (a serial loop over 32 entries cost a 1024-thread row as much as a few of its loads).
 fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
-    var x = v;
-    let w = min(T, sg);
-    for (var off = 1u; off < w; off = off << 1u) {
-        x = combine(x, subgroupShuffleXor(x, off), is_max);
-    }
+    let x = butterfly(v, min(T, sg), is_max);
     if (T <= sg) {
         return x;
     }
@@ -103,10 +99,16 @@ fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
     for (var j = lane + width; j < per; j += width) {
         r = combine(r, red[first + j], is_max);
     }
+    return butterfly(r, width, is_max);
+}
+
+// Max or sum of v over `width` neighbouring lanes (a power of two), by shuffles.
+fn butterfly(v: f32, width: u32, is_max: bool) -> f32 {
+    var x = v;
     for (var off = 1u; off < width; off = off << 1u) {
-        r = combine(r, subgroupShuffleXor(r, off), is_max);
+        x = combine(x, subgroupShuffleXor(x, off), is_max);
     }
-    return r;
+    return x;
 }
 
 fn row_max(v: f32, lid: u32, sg: u32) -> f32 {

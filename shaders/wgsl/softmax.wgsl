@@ -37,23 +37,14 @@ var<immediate> p: Params;
 
 // Combines per-thread (max, sum) pairs of a row: sum rescaled to the row max.
 fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
-    var m = m_in;
-    var s = s_in;
-    let w = min(T, sg);
-    for (var off = 1u; off < w; off = off << 1u) {
-        let mo = subgroupShuffleXor(m, off);
-        let so = subgroupShuffleXor(s, off);
-        let mn = max(m, mo);
-        s = scale_sum(s, m, mn) + scale_sum(so, mo, mn);
-        m = mn;
-    }
+    let ms = butterfly_ms(vec2<f32>(m_in, s_in), min(T, sg));
     if (T <= sg) {
-        return vec2<f32>(m, s);
+        return ms;
     }
     workgroupBarrier();
     if (lid % sg == 0u) {
-        red[lid / sg] = m;
-        red2[lid / sg] = s;
+        red[lid / sg] = ms.x;
+        red2[lid / sg] = ms.y;
     }
     workgroupBarrier();
     // As row_reduce (rows.wgsl): lanes take the per = T / sg entries of the row, a butterfly
@@ -62,22 +53,26 @@ fn row_max_sum(m_in: f32, s_in: f32, lid: u32, sg: u32) -> vec2<f32> {
     let width = min(per, sg);
     let first = (lid / T) * per;
     let lane = lid % width;
-    var mm = red[first + lane];
-    var ss = red2[first + lane];
+    var acc = vec2<f32>(red[first + lane], red2[first + lane]);
     for (var j = lane + width; j < per; j += width) {
-        let mo = red[first + j];
-        let mn = max(mm, mo);
-        ss = scale_sum(ss, mm, mn) + scale_sum(red2[first + j], mo, mn);
-        mm = mn;
+        acc = merge_ms(acc, vec2<f32>(red[first + j], red2[first + j]));
     }
+    return butterfly_ms(acc, width);
+}
+
+// Two (max, sum) pairs as one: the sums rescaled to the larger max.
+fn merge_ms(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let mn = max(a.x, b.x);
+    return vec2<f32>(mn, scale_sum(a.y, a.x, mn) + scale_sum(b.y, b.x, mn));
+}
+
+// The pairs of `width` neighbouring lanes (a power of two) merged by shuffles.
+fn butterfly_ms(v: vec2<f32>, width: u32) -> vec2<f32> {
+    var x = v;
     for (var off = 1u; off < width; off = off << 1u) {
-        let mo = subgroupShuffleXor(mm, off);
-        let so = subgroupShuffleXor(ss, off);
-        let mn = max(mm, mo);
-        ss = scale_sum(ss, mm, mn) + scale_sum(so, mo, mn);
-        mm = mn;
+        x = merge_ms(x, vec2<f32>(subgroupShuffleXor(x.x, off), subgroupShuffleXor(x.y, off)));
     }
-    return vec2<f32>(mm, ss);
+    return x;
 }
 
 // s * exp(m - mn), where a sum of nothing (m = -inf) stays 0 instead of 0 * exp(nan).
