@@ -125,14 +125,20 @@ fn lora_every_variant() {
             -1.5,
             Some(baseref.view()),
         );
-        for (kind, tm, passes) in [4u32, 8, 16]
+        for (kind, wg, tm, passes) in [4u32, 8, 16]
             .into_iter()
             .flat_map(|tm| [1u32, 2, 3, 64].map(|p| (tm, p)))
             .flat_map(|(tm, p)| [(Kind::Plain, tm, p), (Kind::Down, tm, p)])
             .chain([1u32, 2, 3, 7, 64].map(|kt| (Kind::Project, kt, 32)))
+            .map(|(kind, tm, passes)| (kind, 256, tm, passes))
+            .chain(
+                [1u32, 2, 4]
+                    .into_iter()
+                    .flat_map(|tm| [(256u32, 1u32), (256, 3), (1024, 1), (1024, 64)].map(|(wg, cb)| (Kind::Skinny, wg, tm, cb))),
+            )
         {
             {
-                let v = Variant { kind, wg: 256, threads: passes, chunks: tm, mode: 0 };
+                let v = Variant { kind, wg, threads: passes, chunks: tm, mode: 0 };
                 let y = upload(&ctx, &vec![f64::NAN; rows * out], &[rows, out], dtype).0;
                 let args =
                     lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: -1.5, mode: lora::Mode::Base, variant: Some(v) };
@@ -205,9 +211,10 @@ fn lora_large_magnitudes() {
 fn low_level_split_form_does_not_lend_its_scratch_to_the_pool() {
     // A caller records the split form into its own pass, keeps the pass unsubmitted, and runs
     // simple-layer ops meanwhile; submitting the pass later must not rewrite their outputs.
-    use wgfuse::kernels::lora;
+    use wgfuse::kernels::{lora, Kind, Variant};
     let ctx = ctx(false);
     let (rows, k_in, rank, out) = (1usize, 2048usize, 16usize, 64usize);
+    let split = Variant { kind: Kind::Down, wg: 256, threads: 1, chunks: 4, mode: 0 };
     let mut g = rng("scratch");
     let (x, _) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], DType::F32);
     let (a, _) = upload(&ctx, &random(&mut g, k_in * rank, 0.05), &[k_in, rank], DType::F32);
@@ -216,7 +223,7 @@ fn low_level_split_form_does_not_lend_its_scratch_to_the_pool() {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        let args = lora::Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: lora::Mode::Plain, variant: None };
+        let args = lora::Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: lora::Mode::Plain, variant: Some(split) };
         lora::encode(&ctx, &mut pass, &args).unwrap();
     }
     // Simple-layer outputs of every size class the scratch could have been (16 KiB-ish).

@@ -912,3 +912,212 @@ fn lora_f16_tb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (tb_skip(g)) { return; }
     tb(true, g, lid);
 }
+
+// ---- Skinny form: few rows (decoding, small batches), one dispatch ----
+// Workgroup g takes row tile g / col_blocks (K rows: 1, 2 or 4) and column block g % col_blocks
+// (per_pass chunks of 4 columns).
+// Phase 1: each workgroup computes its rows' t = s·x·A itself. Thread lid takes rank quad
+// q = lid % QP (QP: the rank's quads rounded up to a power of two) and k quads lid / QP,
+// lid / QP + WG / QP, ...: the A loads of a subgroup lie side by side in whole rows of A, and a
+// thread issues the loads of two trips (8 rows of A, 2K chunks of x) before its first FMA. The
+// partial sums of a quad meet by butterfly shuffles inside each subgroup, then through shared
+// memory across subgroups (lanes are assumed to be numbered lid % subgroup size, as in rows.wgsl).
+// Phase 2: the (row, column chunk) items of the block over the threads; an item is its base
+// chunk plus t·B over the rank, 16 rows of B loaded before their FMAs.
+
+var<workgroup> sk_part: array<vec4<f32>, 1024>; // partial sums: QP x (WG / max(sg, QP))
+var<workgroup> sk_t: array<vec4<f32>, 128>;     // s·t: K rows x 32 rank quads
+
+fn sk_qp() -> u32 {
+    let r4 = (p.rank + 3u) / 4u;
+    var q = 1u;
+    while (q < r4) {
+        q = q << 1u;
+    }
+    return q;
+}
+
+// Row k of A at rank quad q (0 past the k axis or the rank).
+fn sk_a(f16: bool, k: u32, q: u32) -> vec4<f32> {
+    if (k >= p.k_in) {
+        return vec4<f32>(0.0);
+    }
+    let e = k * p.rank + 4u * q;
+    if (all_aligned()) {
+        return ld4(f16, 1u, e >> 2u);
+    }
+    return ld4_at(f16, 1u, e, p.rank % 4u == 0u, k * p.rank + p.rank);
+}
+
+// x[m0 + i][k .. k + 4] (0 for rows past the tile's `nrow` or k past the axis).
+fn sk_x(f16: bool, m0: u32, i: u32, nrow: u32, k: u32) -> vec4<f32> {
+    if (i >= nrow || k >= p.k_in) {
+        return vec4<f32>(0.0);
+    }
+    let e = (m0 + i) * p.k_in + k;
+    if (all_aligned()) {
+        return ld4(f16, 0u, e >> 2u);
+    }
+    return ld4_at(f16, 0u, e, p.k_in % 4u == 0u, (m0 + i) * p.k_in + p.k_in);
+}
+
+// acc + x (4 k) times rows a0 .. a3 of A.
+fn sk_mac(acc: vec4<f32>, x: vec4<f32>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) -> vec4<f32> {
+    return acc + x.x * a0 + x.y * a1 + x.z * a2 + x.w * a3;
+}
+
+// Row m of s·t: the threads' partial sums v of rank quad lid % QP, added up, into sk_t.
+fn sk_reduce(v: vec4<f32>, m: u32, lid: u32, sg: u32, qp: u32) {
+    var x = v;
+    for (var off = qp; off < sg; off = off << 1u) {
+        x += subgroupShuffleXor(x, off);
+    }
+    let span = max(sg, qp);
+    let per = WG / span;
+    workgroupBarrier();
+    if (lid % sg < qp) {
+        sk_part[(lid % qp) * per + lid / span] = x;
+    }
+    workgroupBarrier();
+    // per is a power of two of at least 2 (WG >= 256; subgroups and QP at most 128).
+    if (lid < qp) {
+        var s0 = vec4<f32>(0.0);
+        var s1 = vec4<f32>(0.0);
+        for (var i = 0u; i < per; i += 2u) {
+            s0 += sk_part[lid * per + i];
+            s1 += sk_part[lid * per + i + 1u];
+        }
+        sk_t[m * 32u + lid] = p.scale * (s0 + s1);
+    }
+}
+
+fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
+    let qp = sk_qp();
+    let q = lid % qp;
+    if (mode() == 3u) {
+        // Merge: t is rows of A.
+        for (var i = lid; i < K * qp; i += WG) {
+            sk_t[(i / qp) * 32u + i % qp] = p.scale * select(vec4<f32>(0.0), sk_a(f16, m0 + i / qp, i % qp), i / qp < nrow);
+        }
+        return;
+    }
+    let lanes = WG / qp;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    if (4u * q < p.rank) {
+        for (var k = 4u * (lid / qp); k < p.k_in; k += 8u * lanes) {
+            let k2 = k + 4u * lanes;
+            let a0 = sk_a(f16, k, q);
+            let a1 = sk_a(f16, k + 1u, q);
+            let a2 = sk_a(f16, k + 2u, q);
+            let a3 = sk_a(f16, k + 3u, q);
+            let b0 = sk_a(f16, k2, q);
+            let b1 = sk_a(f16, k2 + 1u, q);
+            let b2 = sk_a(f16, k2 + 2u, q);
+            let b3 = sk_a(f16, k2 + 3u, q);
+            let x0 = sk_x(f16, m0, 0u, nrow, k);
+            let y0 = sk_x(f16, m0, 0u, nrow, k2);
+            c0 = sk_mac(sk_mac(c0, x0, a0, a1, a2, a3), y0, b0, b1, b2, b3);
+            if (K > 1u) {
+                let x1 = sk_x(f16, m0, 1u, nrow, k);
+                let y1 = sk_x(f16, m0, 1u, nrow, k2);
+                c1 = sk_mac(sk_mac(c1, x1, a0, a1, a2, a3), y1, b0, b1, b2, b3);
+            }
+            if (K > 2u) {
+                let x2 = sk_x(f16, m0, 2u, nrow, k);
+                let y2 = sk_x(f16, m0, 2u, nrow, k2);
+                let x3 = sk_x(f16, m0, 3u, nrow, k);
+                let y3 = sk_x(f16, m0, 3u, nrow, k2);
+                c2 = sk_mac(sk_mac(c2, x2, a0, a1, a2, a3), y2, b0, b1, b2, b3);
+                c3 = sk_mac(sk_mac(c3, x3, a0, a1, a2, a3), y3, b0, b1, b2, b3);
+            }
+        }
+    }
+    sk_reduce(c0, 0u, lid, sg, qp);
+    if (K > 1u) {
+        sk_reduce(c1, 1u, lid, sg, qp);
+    }
+    if (K > 2u) {
+        sk_reduce(c2, 2u, lid, sg, qp);
+        sk_reduce(c3, 3u, lid, sg, qp);
+    }
+}
+
+// Rank j of B at column col (0 past the rank).
+fn sk_b(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
+    if (j >= p.rank) {
+        return vec4<f32>(0.0);
+    }
+    let e = j * p.n_out + col;
+    if (all_aligned()) {
+        return ld4(f16, 2u, e >> 2u);
+    }
+    return ld4_at(f16, 2u, e, aligned, j * p.n_out + p.n_out);
+}
+
+// acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at col.
+fn sk_bmac(f16: bool, acc: vec4<f32>, tq: vec4<f32>, j: u32, col: u32, aligned: bool) -> vec4<f32> {
+    return acc + tq.x * sk_b(f16, j, col, aligned) + tq.y * sk_b(f16, j + 1u, col, aligned) + tq.z * sk_b(f16, j + 2u, col, aligned)
+        + tq.w * sk_b(f16, j + 3u, col, aligned);
+}
+
+fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) {
+    let r4 = (p.rank + 3u) / 4u;
+    let chunks_out = (p.n_out + 3u) / 4u;
+    let cpb = p.per_pass;
+    let c_first = cblock * cpb;
+    let ncols = min(cpb, chunks_out - min(chunks_out, c_first));
+    let aligned = p.n_out % 4u == 0u;
+    for (var i = lid; i < K * cpb; i += WG) {
+        let m = i / cpb;
+        if (m >= nrow || i % cpb >= ncols) {
+            continue;
+        }
+        let col = 4u * (c_first + i % cpb);
+        let nl = min(4u, p.n_out - col);
+        var acc = base_at(f16, m, col, nl, aligned, m0, nrow);
+        var jq = 0u;
+        for (; jq + 4u <= r4; jq += 4u) {
+            let t0 = sk_t[m * 32u + jq];
+            let t1 = sk_t[m * 32u + jq + 1u];
+            let t2 = sk_t[m * 32u + jq + 2u];
+            let t3 = sk_t[m * 32u + jq + 3u];
+            acc = sk_bmac(f16, sk_bmac(f16, acc, t0, 4u * jq, col, aligned), t1, 4u * jq + 4u, col, aligned);
+            acc = sk_bmac(f16, sk_bmac(f16, acc, t2, 4u * jq + 8u, col, aligned), t3, 4u * jq + 12u, col, aligned);
+        }
+        for (; jq < r4; jq++) {
+            acc = sk_bmac(f16, acc, sk_t[m * 32u + jq], 4u * jq, col, aligned);
+        }
+        finish(f16, m, col, nl, aligned, m0, nrow, acc);
+    }
+}
+
+fn skinny(f16: bool, g: u32, lid: u32, sg: u32) {
+    let m0 = (g / p.col_blocks) * K;
+    let nrow = min(K, p.rows - m0);
+    sk_xa(f16, m0, nrow, lid, sg);
+    workgroupBarrier();
+    sk_tb(f16, m0, nrow, g % p.col_blocks, lid);
+}
+
+fn skinny_skip(g: u32) -> bool {
+    return g >= ((p.rows + K - 1u) / K) * p.col_blocks;
+}
+
+@compute @workgroup_size(WG)
+fn lora_f32_skinny(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                   @builtin(subgroup_size) sg: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (skinny_skip(g)) { return; }
+    skinny(false, g, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn lora_f16_skinny(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                   @builtin(subgroup_size) sg: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (skinny_skip(g)) { return; }
+    skinny(true, g, lid, sg);
+}

@@ -40,6 +40,10 @@ const TILED_LANES: u32 = 32;
 const TILED_KT: usize = 128;
 /// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch (`T` of `tb`).
 const EXPAND_CHUNKS: u32 = 64;
+/// Workgroup memory of the skinny form: `sk_part` and `sk_t` in lora.wgsl.
+const SKINNY_SHARED_BYTES: u32 = (1024 + 128) * 16;
+/// Rows up to which LoRA runs the skinny form.
+const SKINNY_MAX_ROWS: usize = 1024;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,17 +139,20 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::{lora, Kind};
 /// use wgfuse::DType;
-/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Down); // decoding: split over k
+/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Skinny); // decoding
+/// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Skinny);
+/// assert_eq!(lora::variant_for(1500, 4096, 4096, DType::F32).kind, Kind::Plain);
 /// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many rows: tiled
 /// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F32).kind, Kind::Project);
-/// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Plain);
 /// # Ok(()) }
 /// ```
 ///
 /// Both dtypes take the same rule today; the dtype is an argument so that it may differ.
 pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Variant {
     let v = variant(rows, out);
-    if rows >= TILED_FROM_ROWS {
+    if rows <= SKINNY_MAX_ROWS {
+        skinny_variant(rows, out)
+    } else if rows >= TILED_FROM_ROWS {
         tiled_variant(rows, k_in)
     } else if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
         Variant { kind: Kind::Down, ..v }
@@ -171,6 +178,26 @@ pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
     let slices = 128u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
     let chunks = k_tiles.div_ceil(slices);
     Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
+}
+
+/// The skinny form's variant: tiles of 4 rows (fewer rows: 1 or 2), 1024 threads when the
+/// tiles are few (each workgroup then reads all of A with many loads in flight), 256 otherwise,
+/// and column blocks for about 128 workgroups, at least 16 column chunks each.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096);
+/// assert_eq!((v.wg, v.chunks, v.threads), (1024, 1, 64)); // decoding: one row, 64 column blocks
+/// let v = wgfuse::kernels::lora::skinny_variant(512, 512);
+/// assert_eq!((v.wg, v.chunks, v.threads), (256, 4, 1));
+/// # Ok(()) }
+/// ```
+pub fn skinny_variant(rows: usize, out: usize) -> Variant {
+    let tm = rows.clamp(1, 4).next_power_of_two() as u32;
+    let tiles = tiles_of(rows, tm);
+    let wg = if tiles < 32 { 1024 } else { 256 };
+    let blocks = 128u64.div_ceil(tiles).clamp(1, (out.div_ceil(4) as u64 / 16).max(1));
+    Variant { kind: Kind::Skinny, wg, threads: blocks as u32, chunks: tm, mode: 0 }
 }
 
 fn tiles_of(rows: usize, tm: u32) -> u64 {
@@ -247,6 +274,9 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     v.mode = mode | if k_in % 4 == 0 && rank % 4 == 0 && out % 4 == 0 { MODE_ALIGNED } else { 0 };
     if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
+    }
+    if v.kind == Kind::Skinny {
+        return skinny_plan(ctx, a, v, [rows, k_in, rank, out], dtype);
     }
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
@@ -337,6 +367,44 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     );
     let scratch = if pooled { ctx.output(&scratch_shape, DType::F32, OP)? } else { ctx.scratch(&scratch_shape, DType::F32, OP)? };
     Ok(Plan { steps, params, scratch: Some(scratch) })
+}
+
+/// The skinny form (`Kind::Skinny`): one dispatch of `ceil(rows / chunks)` row tiles times
+/// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads.
+fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
+    let limits = &ctx.info().limits;
+    if !matches!(v.chunks, 1 | 2 | 4) || !matches!(v.wg, 256 | 1024) || v.threads == 0 {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            what: format!(
+                "skinny variant {v:?}: rows per tile (chunks) must be 1, 2 or 4, threads (column blocks) at least 1, wg 256 or 1024"
+            ),
+        });
+    }
+    if v.wg > limits.max_compute_invocations_per_workgroup {
+        return Err(Error::TooLarge {
+            op: OP,
+            what: "threads per workgroup",
+            got: v.wg as u64,
+            limit: limits.max_compute_invocations_per_workgroup as u64,
+        });
+    }
+    if limits.max_compute_workgroup_storage_size < SKINNY_SHARED_BYTES {
+        return Err(Error::TooLarge {
+            op: OP,
+            what: "workgroup memory the skinny form needs",
+            got: SKINNY_SHARED_BYTES as u64,
+            limit: limits.max_compute_workgroup_storage_size as u64,
+        });
+    }
+    let chunks = out.div_ceil(4) as u64;
+    let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
+    let col_blocks = chunks.div_ceil(per_block);
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
+    // One pipeline for any number of column blocks (a run-time parameter).
+    let key = PipelineKey { op: Op::Lora, variant: Variant { threads: 1, ..v }, dtype, backend: ctx.backend() };
+    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
+    Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
 }
 
 /// 16-row blocks a workgroup of the tiled form's second dispatch (`t·B`, `K` of `tb` in

@@ -110,6 +110,9 @@ pub enum Kind {
     Project,
     /// Second dispatch of the tiled form: `y = base + s·t·B`, 16 rows a workgroup.
     Expand,
+    /// LoRA for few rows, one dispatch: each workgroup computes its `chunks` rows' `x·A` with
+    /// the rank quads across its threads, then a block of columns (`threads`: column blocks).
+    Skinny,
 }
 
 impl Kind {
@@ -122,6 +125,7 @@ impl Kind {
             Kind::Up => Some("up"),
             Kind::Project => Some("xa"),
             Kind::Expand => Some("tb"),
+            Kind::Skinny => Some("skinny"),
         }
     }
 }
@@ -182,6 +186,7 @@ impl Variant {
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
             Kind::Project => format!("tiled kl{} kt{}", self.threads, self.chunks),
             Kind::Expand => format!("t·B c{} blocks{}", self.threads, self.chunks),
+            Kind::Skinny => format!("skinny wg{} rows{} col-blocks{}", self.wg, self.chunks, self.threads),
         }
     }
 }

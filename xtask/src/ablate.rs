@@ -16,11 +16,53 @@ fn time(timer: &mut Timer, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> wgfu
     Ok(median(&timer.time(30, &mut f).map_err(err)?))
 }
 
-pub fn run(_args: &[String]) -> Res<()> {
+/// Where the fixed cost of one timed run goes: ops of 16 bytes to 64 MiB timed with the pass's
+/// own timestamps, and with timestamps inside the pass after an untimed lead-in dispatch.
+fn floor(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
+    let mut plain = Timer::new(ctx, 256 << 20).map_err(err)?;
+    let mut lead = Timer::new(ctx, 256 << 20).map_err(err)?.with_lead_in().map_err(err)?;
+    if !lead.lead_in() {
+        return Err("the adapter has no TIMESTAMP_QUERY_INSIDE_PASSES".into());
+    }
+    let sizes: [&[usize]; 4] = [&[4], &[128, 1024], &[1024, 4096], &[4096, 4096]];
+    for shape in sizes {
+        let x = tensor(ctx, rng, shape, DType::F32)?;
+        let y = tensor(ctx, rng, shape, DType::F32)?;
+        let (x2, y2) = (tensor(ctx, rng, shape, DType::F32)?, tensor(ctx, rng, shape, DType::F32)?);
+        let copy = |p: &mut wgpu::ComputePass<'_>| wgfuse::kernels::copy::encode(ctx, p, &x, &y);
+        let two = |p: &mut wgpu::ComputePass<'_>| {
+            wgfuse::kernels::copy::encode(ctx, p, &x, &y)?;
+            wgfuse::kernels::copy::encode(ctx, p, &x2, &y2)
+        };
+        let sm = |p: &mut wgpu::ComputePass<'_>| softmax::encode(ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
+        let (c_p, c_l) = (time(&mut plain, copy)?, time(&mut lead, copy)?);
+        let (t_p, t_l) = (time(&mut plain, two)?, time(&mut lead, two)?);
+        let (s_p, s_l) = (time(&mut plain, sm)?, time(&mut lead, sm)?);
+        println!(
+            "floor {shape:?} f32: copy {c_p:.2} µs pass timestamps / {c_l:.2} after a lead-in; two independent copies {t_p:.2} / {t_l:.2}; softmax {s_p:.2} / {s_l:.2}"
+        );
+    }
+    let (c0, c1) = (tensor(ctx, rng, &[128, 1024], DType::F32)?, tensor(ctx, rng, &[128, 1024], DType::F32)?);
+    let chain = |p: &mut wgpu::ComputePass<'_>| {
+        for _ in 0..50 {
+            softmax::encode(ctx, p, &softmax::Args { x: &c0, y: &c1, variant: None })?;
+            softmax::encode(ctx, p, &softmax::Args { x: &c1, y: &c0, variant: None })?;
+        }
+        Ok(())
+    };
+    let (ch_p, ch_l) = (time(&mut plain, chain)?, time(&mut lead, chain)?);
+    println!("floor softmax 128x1024 f32, 100 chained: {:.2} µs/op pass timestamps / {:.2} after a lead-in", ch_p / 100.0, ch_l / 100.0);
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Res<()> {
     let ctx = Context::new().map_err(err)?;
     println!("{}", ctx.info());
     let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
     let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+    if args.iter().any(|a| a == "--floor") {
+        return floor(&ctx, &mut rng);
+    }
     for dtype in [DType::F32, DType::F16] {
         let (m, k, r, o) = (4096, 4096, 16, 4096);
         let x = tensor(&ctx, &mut rng, &[m, k], dtype)?;

@@ -73,11 +73,12 @@ struct Opts {
     flush_mb: u64,
     backends: Vec<Backend>,
     host: bool,
+    lead_in: bool,
 }
 
 const HELP: &str = "cargo xtask compare-backends [--ops softmax,rms_norm,add_rms_norm,lora] [--dtypes f32,f16]
     [--shapes 4096x4096,1x4096x16x4096] [--quick] [--json FILE] [--plot FILE.svg] [--runs N]
-    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host]";
+    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host] [--lead-in]";
 
 impl Opts {
     fn parse(args: &[String]) -> Res<Opts> {
@@ -93,6 +94,7 @@ impl Opts {
             flush_mb: 256,
             backends: vec![Backend::Wgsl, Backend::Native],
             host: true,
+            lead_in: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -124,6 +126,7 @@ impl Opts {
                 "--warmup-ms" => o.warmup = Duration::from_millis(val()?.parse().map_err(err)?),
                 "--flush-mb" => o.flush_mb = val()?.parse().map_err(err)?,
                 "--no-host" => o.host = false,
+                "--lead-in" => o.lead_in = true,
                 "--backends" => {
                     o.backends = val()?
                         .split(',')
@@ -419,6 +422,10 @@ pub fn run(args: &[String]) -> Res<()> {
         None
     };
     let mut timer = Timer::new(&ctx, o.flush_mb << 20).map_err(err)?;
+    if o.lead_in {
+        timer = timer.with_lead_in().map_err(err)?;
+        println!("timed runs start after an untimed lead-in dispatch (timestamps inside the pass): {}", timer.lead_in());
+    }
     if timer.clock() == Clock::Wall {
         println!("no TIMESTAMP_QUERY: times are wall clock around submit + wait");
     }

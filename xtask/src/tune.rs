@@ -99,7 +99,22 @@ pub fn run(args: &[String]) -> Res<()> {
                             [Kind::Plain, Kind::Down].map(|kind| Variant { kind, wg: 256, threads: per, chunks: tm, mode: 1 })
                         })
                     });
-                    for v in tiled.chain(fused) {
+                    let chunks_out = o.div_ceil(4) as u32;
+                    let skinny = [1u32, 2, 4].into_iter().filter(move |&tm| m <= 2048 && (tm as usize) <= m.next_power_of_two()).flat_map(
+                        move |tm| {
+                            [256u32, 1024].into_iter().flat_map(move |wg| {
+                                [1u32, 4, 16, 32, 64, 128, 256].into_iter().filter(move |&cb| cb <= chunks_out).map(move |cb| Variant {
+                                    kind: Kind::Skinny,
+                                    wg,
+                                    threads: cb,
+                                    chunks: tm,
+                                    mode: 1,
+                                })
+                            })
+                        },
+                    );
+                    let pick = lora::variant_for(m, k, o, dtype);
+                    for v in skinny.chain(tiled).chain(fused) {
                         let args = lora::Args {
                             x: &x,
                             a: &a,
@@ -112,13 +127,14 @@ pub fn run(args: &[String]) -> Res<()> {
                         };
                         let us = time(&mut timer, warm, |p| lora::encode(&ctx, p, &args))?;
                         println!(
-                            "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy",
+                            "lora {} {}: {:<14} {:9.2} µs {:7.0} GB/s {:6.1}% of copy{}",
                             dtype.name(),
                             s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
                             v.describe(),
                             us,
                             bytes as f64 / (us * 1e3),
-                            100.0 * bound / us
+                            100.0 * bound / us,
+                            if (Variant { mode: 1, ..v }) == (Variant { mode: 1, ..pick }) { "  <- rule" } else { "" }
                         );
                     }
                     // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per number of
