@@ -43,7 +43,7 @@ const EXPAND_CHUNKS: u32 = 64;
 /// Workgroup memory of the skinny form: `sk_part` and `sk_t` in lora.wgsl.
 const SKINNY_SHARED_BYTES: u32 = (1024 + 128) * 16;
 /// Rows up to which LoRA runs the skinny form.
-const SKINNY_MAX_ROWS: usize = 1024;
+const SKINNY_MAX_ROWS: usize = 512;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +139,7 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::{lora, Kind};
 /// use wgfuse::DType;
-/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Skinny); // decoding
+/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::SkinnyDown); // decoding
 /// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Skinny);
 /// assert_eq!(lora::variant_for(1500, 4096, 4096, DType::F32).kind, Kind::Plain);
 /// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many rows: tiled
@@ -151,7 +151,7 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Variant {
     let v = variant(rows, out);
     if rows <= SKINNY_MAX_ROWS {
-        skinny_variant(rows, out)
+        skinny_variant(rows, k_in, out)
     } else if rows >= TILED_FROM_ROWS {
         tiled_variant(rows, k_in)
     } else if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
@@ -180,24 +180,30 @@ pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
     Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
 }
 
-/// The skinny form's variant: tiles of 4 rows (fewer rows: 1 or 2), 1024 threads when the
-/// tiles are few (each workgroup then reads all of A with many loads in flight), 256 otherwise,
-/// and column blocks for about 128 workgroups, at least 16 column chunks each.
+/// The skinny form's variant, from `cargo xtask tune` on an H200 (f32 / f16, µs, base add):
+/// one row a tile up to 256 rows, two above (more workgroups: 512x512 r8 13.4 µs against 14.7
+/// for one row and 17.2 for four; 256x4096 r16 20.2 against 24.5 and 31.3); 1024 threads from
+/// 2048 k on (f16 decoding 15.3 against 19.5; 256 rows 20.2 against 24.2), 256 below; four
+/// column blocks while tiles are few (decoding: 4 to 64 blocks all within 3%), else one; split
+/// over k (`Kind::SkinnyDown`) when the tiles are few and the k axis long, as one workgroup
+/// alone cannot keep enough of A in flight.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096);
-/// assert_eq!((v.wg, v.chunks, v.threads), (1024, 1, 64)); // decoding: one row, 64 column blocks
-/// let v = wgfuse::kernels::lora::skinny_variant(512, 512);
-/// assert_eq!((v.wg, v.chunks, v.threads), (256, 4, 1));
+/// use wgfuse::kernels::{lora::skinny_variant, Kind};
+/// let v = skinny_variant(1, 4096, 4096);
+/// assert_eq!((v.kind, v.wg, v.chunks, v.threads), (Kind::SkinnyDown, 1024, 1, 4)); // decoding
+/// let v = skinny_variant(512, 512, 512);
+/// assert_eq!((v.kind, v.wg, v.chunks, v.threads), (Kind::Skinny, 256, 2, 1));
 /// # Ok(()) }
 /// ```
-pub fn skinny_variant(rows: usize, out: usize) -> Variant {
-    let tm = rows.clamp(1, 4).next_power_of_two() as u32;
+pub fn skinny_variant(rows: usize, k_in: usize, out: usize) -> Variant {
+    let tm = if rows <= 256 { 1 } else { 2 };
     let tiles = tiles_of(rows, tm);
-    let wg = if tiles < 32 { 1024 } else { 256 };
-    let blocks = 128u64.div_ceil(tiles).clamp(1, (out.div_ceil(4) as u64 / 16).max(1));
-    Variant { kind: Kind::Skinny, wg, threads: blocks as u32, chunks: tm, mode: 0 }
+    let wg = if k_in >= 2048 { 1024 } else { 256 };
+    let blocks = if tiles < 32 { 4 } else { 1 }.min(out.div_ceil(4)) as u32;
+    let kind = if tiles <= 16 && k_in >= 1024 { Kind::SkinnyDown } else { Kind::Skinny };
+    Variant { kind, wg, threads: blocks, chunks: tm, mode: 0 }
 }
 
 fn tiles_of(rows: usize, tm: u32) -> u64 {
@@ -275,8 +281,8 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
-    if v.kind == Kind::Skinny {
-        return skinny_plan(ctx, a, v, [rows, k_in, rank, out], dtype);
+    if matches!(v.kind, Kind::Skinny | Kind::SkinnyDown | Kind::SkinnyUp) {
+        return skinny_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
@@ -370,8 +376,10 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
 }
 
 /// The skinny form (`Kind::Skinny`): one dispatch of `ceil(rows / chunks)` row tiles times
-/// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads.
-fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
+/// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads. Split
+/// (`Kind::SkinnyDown`, not for the merge): first `skinny_slices` k slices a row tile, each
+/// writing its partial `x·A` to scratch, then the one-dispatch form's grid sums them.
+fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType, pooled: bool) -> Result<Plan> {
     let limits = &ctx.info().limits;
     if !matches!(v.chunks, 1 | 2 | 4) || !matches!(v.wg, 256 | 1024) || v.threads == 0 {
         return Err(Error::InvalidArgument {
@@ -400,11 +408,35 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
     let chunks = out.div_ceil(4) as u64;
     let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
     let col_blocks = chunks.div_ceil(per_block);
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
+    let tiles = tiles_of(rows, v.chunks);
+    let split = v.kind != Kind::Skinny && a.mode != Mode::Merge;
+    let slices = if split { skinny_slices(tiles, k_in) } else { 1 };
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, slices as u32];
     // One pipeline for any number of column blocks (a run-time parameter).
-    let key = PipelineKey { op: Op::Lora, variant: Variant { threads: 1, ..v }, dtype, backend: ctx.backend() };
-    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
-    Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
+    let key = |kind| PipelineKey { op: Op::Lora, variant: Variant { kind, threads: 1, ..v }, dtype, backend: ctx.backend() };
+    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}, {slices} k slices", v.describe());
+    if !split {
+        return Ok(Plan { steps: vec![(key(Kind::Skinny), tiles * col_blocks)], params, scratch: None });
+    }
+    let scratch_shape = [slices as usize * rows * rank.div_ceil(4) * 4];
+    let scratch = if pooled { ctx.output(&scratch_shape, DType::F32, OP)? } else { ctx.scratch(&scratch_shape, DType::F32, OP)? };
+    Ok(Plan {
+        steps: vec![(key(Kind::SkinnyDown), tiles * slices), (key(Kind::SkinnyUp), tiles * col_blocks)],
+        params,
+        scratch: Some(scratch),
+    })
+}
+
+/// k slices of the split skinny form: 64 k rows or more each, at most 64, and at most about
+/// 1024 workgroups in the first dispatch.
+///
+/// ```
+/// assert_eq!(wgfuse::kernels::lora::skinny_slices(1, 4096), 64); // decoding: 64 slices of 64 rows
+/// assert_eq!(wgfuse::kernels::lora::skinny_slices(64, 4096), 16);
+/// assert_eq!(wgfuse::kernels::lora::skinny_slices(1, 100), 2);
+/// ```
+pub fn skinny_slices(tiles: u64, k_in: usize) -> u64 {
+    (k_in as u64).div_ceil(64).clamp(1, 64).min((1024 / tiles.max(1)).max(1))
 }
 
 /// 16-row blocks a workgroup of the tiled form's second dispatch (`t·B`, `K` of `tb` in
