@@ -136,7 +136,6 @@ fn lora_every_variant() {
                     .into_iter()
                     .flat_map(|tm| [(256u32, 1u32), (256, 3), (1024, 1), (1024, 64)].map(|(wg, cb)| (Kind::Skinny, wg, tm, cb))),
             )
-            .chain([1u32, 2, 4].into_iter().flat_map(|tm| [(256u32, 1u32), (1024, 5)].map(|(wg, cb)| (Kind::SkinnyDown, wg, tm, cb))))
         {
             {
                 let v = Variant { kind, wg, threads: passes, chunks: tm, mode: 0 };

@@ -937,9 +937,9 @@ fn sk_qp() -> u32 {
     return q;
 }
 
-// Row k of A at rank quad q (0 from row `lim` on, and past the rank).
-fn sk_a(f16: bool, k: u32, lim: u32, q: u32) -> vec4<f32> {
-    if (k >= lim) {
+// Row k of A at rank quad q (0 past the k axis or the rank).
+fn sk_a(f16: bool, k: u32, q: u32) -> vec4<f32> {
+    if (k >= p.k_in) {
         return vec4<f32>(0.0);
     }
     let e = k * p.rank + 4u * q;
@@ -949,10 +949,9 @@ fn sk_a(f16: bool, k: u32, lim: u32, q: u32) -> vec4<f32> {
     return ld4_at(f16, 1u, e, p.rank % 4u == 0u, k * p.rank + p.rank);
 }
 
-// x[m0 + i][k .. k + 4] (0 for rows past the tile's `nrow`, or k from `lim` on: the k ranges
-// start and end on multiples of 4, or at the end of the axis).
-fn sk_x(f16: bool, m0: u32, i: u32, nrow: u32, k: u32, lim: u32) -> vec4<f32> {
-    if (i >= nrow || k >= lim) {
+// x[m0 + i][k .. k + 4] (0 for rows past the tile's `nrow` or k past the axis).
+fn sk_x(f16: bool, m0: u32, i: u32, nrow: u32, k: u32) -> vec4<f32> {
+    if (i >= nrow || k >= p.k_in) {
         return vec4<f32>(0.0);
     }
     let e = (m0 + i) * p.k_in + k;
@@ -992,17 +991,13 @@ fn sk_reduce(v: vec4<f32>, m: u32, lid: u32, sg: u32, qp: u32) {
     }
 }
 
-fn sk_xa(f16: bool, m0: u32, nrow: u32, k0: u32, k1: u32, lid: u32, sg: u32) {
+fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
     let qp = sk_qp();
     let q = lid % qp;
     if (mode() == 3u) {
         // Merge: t is rows of A.
         for (var i = lid; i < K * qp; i += WG) {
-            var v = vec4<f32>(0.0);
-            if (i / qp < nrow && 4u * (i % qp) < p.rank) {
-                v = p.scale * sk_a(f16, m0 + i / qp, p.k_in, i % qp);
-            }
-            sk_t[(i / qp) * 32u + i % qp] = v;
+            sk_t[(i / qp) * 32u + i % qp] = p.scale * select(vec4<f32>(0.0), sk_a(f16, m0 + i / qp, i % qp), i / qp < nrow);
         }
         return;
     }
@@ -1012,29 +1007,29 @@ fn sk_xa(f16: bool, m0: u32, nrow: u32, k0: u32, k1: u32, lid: u32, sg: u32) {
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
     if (4u * q < p.rank) {
-        for (var k = k0 + 4u * (lid / qp); k < k1; k += 8u * lanes) {
+        for (var k = 4u * (lid / qp); k < p.k_in; k += 8u * lanes) {
             let k2 = k + 4u * lanes;
-            let a0 = sk_a(f16, k, k1, q);
-            let a1 = sk_a(f16, k + 1u, k1, q);
-            let a2 = sk_a(f16, k + 2u, k1, q);
-            let a3 = sk_a(f16, k + 3u, k1, q);
-            let b0 = sk_a(f16, k2, k1, q);
-            let b1 = sk_a(f16, k2 + 1u, k1, q);
-            let b2 = sk_a(f16, k2 + 2u, k1, q);
-            let b3 = sk_a(f16, k2 + 3u, k1, q);
-            let x0 = sk_x(f16, m0, 0u, nrow, k, k1);
-            let y0 = sk_x(f16, m0, 0u, nrow, k2, k1);
+            let a0 = sk_a(f16, k, q);
+            let a1 = sk_a(f16, k + 1u, q);
+            let a2 = sk_a(f16, k + 2u, q);
+            let a3 = sk_a(f16, k + 3u, q);
+            let b0 = sk_a(f16, k2, q);
+            let b1 = sk_a(f16, k2 + 1u, q);
+            let b2 = sk_a(f16, k2 + 2u, q);
+            let b3 = sk_a(f16, k2 + 3u, q);
+            let x0 = sk_x(f16, m0, 0u, nrow, k);
+            let y0 = sk_x(f16, m0, 0u, nrow, k2);
             c0 = sk_mac(sk_mac(c0, x0, a0, a1, a2, a3), y0, b0, b1, b2, b3);
             if (K > 1u) {
-                let x1 = sk_x(f16, m0, 1u, nrow, k, k1);
-                let y1 = sk_x(f16, m0, 1u, nrow, k2, k1);
+                let x1 = sk_x(f16, m0, 1u, nrow, k);
+                let y1 = sk_x(f16, m0, 1u, nrow, k2);
                 c1 = sk_mac(sk_mac(c1, x1, a0, a1, a2, a3), y1, b0, b1, b2, b3);
             }
             if (K > 2u) {
-                let x2 = sk_x(f16, m0, 2u, nrow, k, k1);
-                let y2 = sk_x(f16, m0, 2u, nrow, k2, k1);
-                let x3 = sk_x(f16, m0, 3u, nrow, k, k1);
-                let y3 = sk_x(f16, m0, 3u, nrow, k2, k1);
+                let x2 = sk_x(f16, m0, 2u, nrow, k);
+                let y2 = sk_x(f16, m0, 2u, nrow, k2);
+                let x3 = sk_x(f16, m0, 3u, nrow, k);
+                let y3 = sk_x(f16, m0, 3u, nrow, k2);
                 c2 = sk_mac(sk_mac(c2, x2, a0, a1, a2, a3), y2, b0, b1, b2, b3);
                 c3 = sk_mac(sk_mac(c3, x3, a0, a1, a2, a3), y3, b0, b1, b2, b3);
             }
@@ -1102,117 +1097,13 @@ fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) {
 fn skinny(f16: bool, g: u32, lid: u32, sg: u32) {
     let m0 = (g / p.col_blocks) * K;
     let nrow = min(K, p.rows - m0);
-    sk_xa(f16, m0, nrow, 0u, p.k_in, lid, sg);
+    sk_xa(f16, m0, nrow, lid, sg);
     workgroupBarrier();
     sk_tb(f16, m0, nrow, g % p.col_blocks, lid);
 }
 
 fn skinny_skip(g: u32) -> bool {
     return g >= ((p.rows + K - 1u) / K) * p.col_blocks;
-}
-
-// Split skinny form, for a long k axis: the first dispatch (workgroup g: row tile g / slices,
-// k slice g % slices of ceil(in / slices) rounded up to a multiple of 4) writes its rows'
-// partial s·t to scratch ([slices][rows][r rounded up to 4]); the second sums the slices, then
-// runs phase 2 as the one-dispatch form does. A long k axis spread over many workgroups: one
-// workgroup reading all of A is held to what its multiprocessor keeps in flight.
-fn sk_kc() -> u32 {
-    return ((p.k_in + p.slices - 1u) / p.slices + 3u) / 4u * 4u;
-}
-
-fn sk_down(f16: bool, g: u32, lid: u32, sg: u32) {
-    let tile = g / p.slices;
-    let sl = g % p.slices;
-    let m0 = tile * K;
-    let nrow = min(K, p.rows - m0);
-    let k0 = min(sl * sk_kc(), p.k_in);
-    let k1 = min(k0 + sk_kc(), p.k_in);
-    sk_xa(f16, m0, nrow, k0, k1, lid, sg);
-    workgroupBarrier();
-    let r4x = (p.rank + 3u) / 4u * 4u;
-    for (var i = lid; i < nrow * r4x; i += WG) {
-        let m = i / r4x;
-        let j = i % r4x;
-        scratch[(sl * p.rows + m0 + m) * r4x + j] = sk_t[m * 32u + j / 4u][j % 4u];
-    }
-}
-
-// s·t of the tile's rows: the slices' partial sums from scratch, added up, into sk_t. L lane
-// groups each take every L-th slice; their sums meet in sk_part.
-fn sk_gather(m0: u32, nrow: u32, lid: u32) {
-    let r4x = (p.rank + 3u) / 4u * 4u;
-    let n = K * r4x;
-    let groups = max(WG / n, 1u);
-    for (var i = lid; i < groups * n; i += WG) {
-        let e = i % n;
-        let m = e / r4x;
-        var s0 = 0.0;
-        var s1 = 0.0;
-        if (m < nrow) {
-            let at = (m0 + m) * r4x + e % r4x;
-            var sl = i / n;
-            for (; sl + groups < p.slices; sl += 2u * groups) {
-                s0 += scratch[sl * p.rows * r4x + at];
-                s1 += scratch[(sl + groups) * p.rows * r4x + at];
-            }
-            if (sl < p.slices) {
-                s0 += scratch[sl * p.rows * r4x + at];
-            }
-        }
-        sk_part[i / 4u][i % 4u] = s0 + s1;
-    }
-    workgroupBarrier();
-    for (var e = lid; e < n; e += WG) {
-        var t = 0.0;
-        for (var l = 0u; l < groups; l++) {
-            let i = l * n + e;
-            t += sk_part[i / 4u][i % 4u];
-        }
-        let j = e % r4x;
-        sk_t[(e / r4x) * 32u + j / 4u][j % 4u] = t;
-    }
-}
-
-fn sk_up(f16: bool, g: u32, lid: u32) {
-    let m0 = (g / p.col_blocks) * K;
-    let nrow = min(K, p.rows - m0);
-    sk_gather(m0, nrow, lid);
-    workgroupBarrier();
-    sk_tb(f16, m0, nrow, g % p.col_blocks, lid);
-}
-
-fn skdown_skip(g: u32) -> bool {
-    return g >= ((p.rows + K - 1u) / K) * p.slices;
-}
-
-@compute @workgroup_size(WG)
-fn lora_f32_skdown(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-                   @builtin(subgroup_size) sg: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    if (skdown_skip(g)) { return; }
-    sk_down(false, g, lid, sg);
-}
-
-@compute @workgroup_size(WG)
-fn lora_f16_skdown(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-                   @builtin(subgroup_size) sg: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    if (skdown_skip(g)) { return; }
-    sk_down(true, g, lid, sg);
-}
-
-@compute @workgroup_size(WG)
-fn lora_f32_skup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    if (skinny_skip(g)) { return; }
-    sk_up(false, g, lid);
-}
-
-@compute @workgroup_size(WG)
-fn lora_f16_skup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let g = wid.x + wid.y * nwg.x;
-    if (skinny_skip(g)) { return; }
-    sk_up(true, g, lid);
 }
 
 @compute @workgroup_size(WG)

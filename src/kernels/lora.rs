@@ -128,8 +128,12 @@ pub fn variant(rows: usize, out: usize) -> Variant {
     Variant { kind: Kind::Plain, wg: WG, threads: t as u32, chunks: tm, mode: 0 }
 }
 
-/// [`variant`], with the split-k form for few row tiles over a long k axis (decoding), and the
-/// tiled form for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
+/// The skinny form ([`skinny_variant`]) up to 512 rows (H200, f32 / f16 base add: decoding
+/// 15.3 / 15.1 µs against 24.1 / 29.0 for the split-k form; 512x512 r8 13.5 / 13.8 against
+/// 20.5 / 24.0; 256x4096 r16 24.3 / 22.5 against 30.2 / 29.3 tiled; 512x4096 28.3 / 26.3
+/// against 34.4 / 31.6 tiled; at 1024 rows the tiled form wins, 44.9 against 49.1), then
+/// [`variant`], with the split-k form for few row tiles over a long k axis, and the tiled form
+/// for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
 /// f32 4096x4096 r16 -> 4096 took 134.5 µs tiled against 164.9 for the best one-dispatch form
 /// (2048 rows: 78.6 against 83.7), f16 114.1 against 350; 512 rows 40-55 µs against 20-25: there
 /// the one-dispatch form stays. (Later, with the rebuilt `t·B`: f32 4096 rows 116.6 µs tiled
@@ -139,7 +143,7 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::{lora, Kind};
 /// use wgfuse::DType;
-/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::SkinnyDown); // decoding
+/// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Skinny); // decoding
 /// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Skinny);
 /// assert_eq!(lora::variant_for(1500, 4096, 4096, DType::F32).kind, Kind::Plain);
 /// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many rows: tiled
@@ -180,30 +184,29 @@ pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
     Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
 }
 
-/// The skinny form's variant, from `cargo xtask tune` on an H200 (f32 / f16, µs, base add):
-/// one row a tile up to 256 rows, two above (more workgroups: 512x512 r8 13.4 µs against 14.7
-/// for one row and 17.2 for four; 256x4096 r16 20.2 against 24.5 and 31.3); 1024 threads from
-/// 2048 k on (f16 decoding 15.3 against 19.5; 256 rows 20.2 against 24.2), 256 below; four
-/// column blocks while tiles are few (decoding: 4 to 64 blocks all within 3%), else one; split
-/// over k (`Kind::SkinnyDown`) when the tiles are few and the k axis long, as one workgroup
-/// alone cannot keep enough of A in flight.
+/// The skinny form's variant, from `cargo xtask tune` on an H200 (µs, base add, same call):
+/// one row a tile up to 128 rows, two above (512x512 r8: 13.5 against 14.9 for one row and
+/// 17.2 for four; 256x4096 r16 f16: 22.5 against 24.9; 16 rows: 15.5 against 17.5); 1024
+/// threads from 2048 k on (f16 decoding 15.1 against 18.2), 256 below; column blocks for about
+/// 32 workgroups, at least 16 column chunks each (decoding: 32 blocks 15.3 µs, 4 blocks 16.3,
+/// 256 blocks 25.1). A split over k slices (partial `x·A` into scratch, a second dispatch
+/// summing them) was slower at every shape measured (decoding 16.5 against 15.3; 16 rows 22.2
+/// against 15.5) and is not kept.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// use wgfuse::kernels::{lora::skinny_variant, Kind};
-/// let v = skinny_variant(1, 4096, 4096);
-/// assert_eq!((v.kind, v.wg, v.chunks, v.threads), (Kind::SkinnyDown, 1024, 1, 4)); // decoding
-/// let v = skinny_variant(512, 512, 512);
-/// assert_eq!((v.kind, v.wg, v.chunks, v.threads), (Kind::Skinny, 256, 2, 1));
+/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096, 4096);
+/// assert_eq!((v.wg, v.chunks, v.threads), (1024, 1, 32)); // decoding: one row, 32 column blocks
+/// let v = wgfuse::kernels::lora::skinny_variant(512, 512, 512);
+/// assert_eq!((v.wg, v.chunks, v.threads), (256, 2, 1));
 /// # Ok(()) }
 /// ```
 pub fn skinny_variant(rows: usize, k_in: usize, out: usize) -> Variant {
-    let tm = if rows <= 256 { 1 } else { 2 };
+    let tm = if rows <= 128 { 1 } else { 2 };
     let tiles = tiles_of(rows, tm);
     let wg = if k_in >= 2048 { 1024 } else { 256 };
-    let blocks = if tiles < 32 { 4 } else { 1 }.min(out.div_ceil(4)) as u32;
-    let kind = if tiles <= 16 && k_in >= 1024 { Kind::SkinnyDown } else { Kind::Skinny };
-    Variant { kind, wg, threads: blocks, chunks: tm, mode: 0 }
+    let blocks = 32u64.div_ceil(tiles).clamp(1, (out.div_ceil(4) as u64 / 16).max(1));
+    Variant { kind: Kind::Skinny, wg, threads: blocks as u32, chunks: tm, mode: 0 }
 }
 
 fn tiles_of(rows: usize, tm: u32) -> u64 {
@@ -281,8 +284,8 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
-    if matches!(v.kind, Kind::Skinny | Kind::SkinnyDown | Kind::SkinnyUp) {
-        return skinny_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
+    if v.kind == Kind::Skinny {
+        return skinny_plan(ctx, a, v, [rows, k_in, rank, out], dtype);
     }
     if !matches!(v.chunks, 4 | 8 | 16) || v.wg != WG || v.threads == 0 {
         return Err(Error::InvalidArgument { op: OP, what: format!("variant {v:?}: rows per tile must be 4, 8 or 16, {WG} threads") });
@@ -376,10 +379,8 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
 }
 
 /// The skinny form (`Kind::Skinny`): one dispatch of `ceil(rows / chunks)` row tiles times
-/// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads. Split
-/// (`Kind::SkinnyDown`, not for the merge): first `skinny_slices` k slices a row tile, each
-/// writing its partial `x·A` to scratch, then the one-dispatch form's grid sums them.
-fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType, pooled: bool) -> Result<Plan> {
+/// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads.
+fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
     let limits = &ctx.info().limits;
     if !matches!(v.chunks, 1 | 2 | 4) || !matches!(v.wg, 256 | 1024) || v.threads == 0 {
         return Err(Error::InvalidArgument {
@@ -408,35 +409,11 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
     let chunks = out.div_ceil(4) as u64;
     let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
     let col_blocks = chunks.div_ceil(per_block);
-    let tiles = tiles_of(rows, v.chunks);
-    let split = v.kind != Kind::Skinny && a.mode != Mode::Merge;
-    let slices = if split { skinny_slices(tiles, k_in) } else { 1 };
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, slices as u32];
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
     // One pipeline for any number of column blocks (a run-time parameter).
-    let key = |kind| PipelineKey { op: Op::Lora, variant: Variant { kind, threads: 1, ..v }, dtype, backend: ctx.backend() };
-    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}, {slices} k slices", v.describe());
-    if !split {
-        return Ok(Plan { steps: vec![(key(Kind::Skinny), tiles * col_blocks)], params, scratch: None });
-    }
-    let scratch_shape = [slices as usize * rows * rank.div_ceil(4) * 4];
-    let scratch = if pooled { ctx.output(&scratch_shape, DType::F32, OP)? } else { ctx.scratch(&scratch_shape, DType::F32, OP)? };
-    Ok(Plan {
-        steps: vec![(key(Kind::SkinnyDown), tiles * slices), (key(Kind::SkinnyUp), tiles * col_blocks)],
-        params,
-        scratch: Some(scratch),
-    })
-}
-
-/// k slices of the split skinny form: 64 k rows or more each, at most 64, and at most about
-/// 1024 workgroups in the first dispatch.
-///
-/// ```
-/// assert_eq!(wgfuse::kernels::lora::skinny_slices(1, 4096), 64); // decoding: 64 slices of 64 rows
-/// assert_eq!(wgfuse::kernels::lora::skinny_slices(64, 4096), 16);
-/// assert_eq!(wgfuse::kernels::lora::skinny_slices(1, 100), 2);
-/// ```
-pub fn skinny_slices(tiles: u64, k_in: usize) -> u64 {
-    (k_in as u64).div_ceil(64).clamp(1, 64).min((1024 / tiles.max(1)).max(1))
+    let key = PipelineKey { op: Op::Lora, variant: Variant { threads: 1, ..v }, dtype, backend: ctx.backend() };
+    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
+    Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
 }
 
 /// 16-row blocks a workgroup of the tiled form's second dispatch (`t·B`, `K` of `tb` in

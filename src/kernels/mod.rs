@@ -113,11 +113,6 @@ pub enum Kind {
     /// LoRA for few rows, one dispatch: each workgroup computes its `chunks` rows' `x·A` with
     /// the rank quads across its threads, then a block of columns (`threads`: column blocks).
     Skinny,
-    /// [`Kind::Skinny`] split over k for a long k axis: partial `x·A` per k slice into scratch,
-    /// then [`Kind::SkinnyUp`].
-    SkinnyDown,
-    /// Second dispatch of the split skinny form: sum the slices, then `·B`.
-    SkinnyUp,
 }
 
 impl Kind {
@@ -131,8 +126,6 @@ impl Kind {
             Kind::Project => Some("xa"),
             Kind::Expand => Some("tb"),
             Kind::Skinny => Some("skinny"),
-            Kind::SkinnyDown => Some("skdown"),
-            Kind::SkinnyUp => Some("skup"),
         }
     }
 }
@@ -194,7 +187,6 @@ impl Variant {
             Kind::Project => format!("tiled kl{} kt{}", self.threads, self.chunks),
             Kind::Expand => format!("t·B c{} blocks{}", self.threads, self.chunks),
             Kind::Skinny => format!("skinny wg{} rows{} col-blocks{}", self.wg, self.chunks, self.threads),
-            Kind::SkinnyDown | Kind::SkinnyUp => format!("skinny split-k wg{} rows{} col-blocks{}", self.wg, self.chunks, self.threads),
         }
     }
 }

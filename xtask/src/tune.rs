@@ -103,8 +103,12 @@ pub fn run(args: &[String]) -> Res<()> {
                     let skinny = [1u32, 2, 4].into_iter().filter(move |&tm| m <= 2048 && (tm as usize) <= m.next_power_of_two()).flat_map(
                         move |tm| {
                             [256u32, 1024].into_iter().flat_map(move |wg| {
-                                [1u32, 4, 16, 32, 64, 128, 256].into_iter().filter(move |&cb| cb <= chunks_out).flat_map(move |cb| {
-                                    [Kind::Skinny, Kind::SkinnyDown].map(|kind| Variant { kind, wg, threads: cb, chunks: tm, mode: 1 })
+                                [1u32, 4, 16, 32, 64, 128, 256].into_iter().filter(move |&cb| cb <= chunks_out).map(move |cb| Variant {
+                                    kind: Kind::Skinny,
+                                    wg,
+                                    threads: cb,
+                                    chunks: tm,
+                                    mode: 1,
                                 })
                             })
                         },
