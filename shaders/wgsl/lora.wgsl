@@ -1063,32 +1063,13 @@ fn sk_bmac(f16: bool, acc: vec4<f32>, tq: vec4<f32>, j: u32, col: u32, aligned: 
         + tq.w * sk_b(f16, j + 3u, col, aligned);
 }
 
-// B of the block staged: at most 1024 vec4 (sk_part, free once t is made) and 4 a thread.
-fn sk_staged(cpb: u32) -> bool {
-    return p.rank * cpb <= min(1024u, 4u * WG);
-}
-
-// Entry `idx` of the block's B ([rank][cpb chunks], 0 past the columns), loaded before phase 1
-// so that its latency hides behind it.
-fn sk_bpre(f16: bool, idx: u32, c_first: u32, cpb: u32) -> vec4<f32> {
-    let chunks_out = (p.n_out + 3u) / 4u;
-    if (idx >= p.rank * cpb || c_first + idx % cpb >= chunks_out) {
-        return vec4<f32>(0.0);
-    }
-    return sk_b(f16, idx / cpb, 4u * (c_first + idx % cpb), p.n_out % 4u == 0u);
-}
-
-// B entries a thread stages: 4 at 256 threads, 1 at 1024.
-override SK_BPRE: u32 = min(4u, 1024u / WG);
-
-fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32, pre: vec4<f32>) {
+fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) {
     let r4 = (p.rank + 3u) / 4u;
     let chunks_out = (p.n_out + 3u) / 4u;
     let cpb = p.per_pass;
     let c_first = cblock * cpb;
     let ncols = min(cpb, chunks_out - min(chunks_out, c_first));
     let aligned = p.n_out % 4u == 0u;
-    let staged = sk_staged(cpb);
     for (var i = lid; i < K * cpb; i += WG) {
         let m = i / cpb;
         if (m >= nrow || i % cpb >= ncols) {
@@ -1096,28 +1077,18 @@ fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32, pre: vec4<f32>) {
         }
         let col = 4u * (c_first + i % cpb);
         let nl = min(4u, p.n_out - col);
-        // Items of the first pass had their base loaded before phase 1.
-        var acc = pre;
-        if (i >= WG) {
-            acc = base_at(f16, m, col, nl, aligned, m0, nrow);
+        var acc = base_at(f16, m, col, nl, aligned, m0, nrow);
+        var jq = 0u;
+        for (; jq + 4u <= r4; jq += 4u) {
+            let t0 = sk_t[m * 32u + jq];
+            let t1 = sk_t[m * 32u + jq + 1u];
+            let t2 = sk_t[m * 32u + jq + 2u];
+            let t3 = sk_t[m * 32u + jq + 3u];
+            acc = sk_bmac(f16, sk_bmac(f16, acc, t0, 4u * jq, col, aligned), t1, 4u * jq + 4u, col, aligned);
+            acc = sk_bmac(f16, sk_bmac(f16, acc, t2, 4u * jq + 8u, col, aligned), t3, 4u * jq + 12u, col, aligned);
         }
-        if (staged) {
-            for (var j = 0u; j < p.rank; j++) {
-                acc += sk_t[m * 32u + j / 4u][j % 4u] * sk_part[j * cpb + i % cpb];
-            }
-        } else {
-            var jq = 0u;
-            for (; jq + 4u <= r4; jq += 4u) {
-                let t0 = sk_t[m * 32u + jq];
-                let t1 = sk_t[m * 32u + jq + 1u];
-                let t2 = sk_t[m * 32u + jq + 2u];
-                let t3 = sk_t[m * 32u + jq + 3u];
-                acc = sk_bmac(f16, sk_bmac(f16, acc, t0, 4u * jq, col, aligned), t1, 4u * jq + 4u, col, aligned);
-                acc = sk_bmac(f16, sk_bmac(f16, acc, t2, 4u * jq + 8u, col, aligned), t3, 4u * jq + 12u, col, aligned);
-            }
-            for (; jq < r4; jq++) {
-                acc = sk_bmac(f16, acc, sk_t[m * 32u + jq], 4u * jq, col, aligned);
-            }
+        for (; jq < r4; jq++) {
+            acc = sk_bmac(f16, acc, sk_t[m * 32u + jq], 4u * jq, col, aligned);
         }
         finish(f16, m, col, nl, aligned, m0, nrow, acc);
     }
@@ -1126,37 +1097,9 @@ fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32, pre: vec4<f32>) {
 fn skinny(f16: bool, g: u32, lid: u32, sg: u32) {
     let m0 = (g / p.col_blocks) * K;
     let nrow = min(K, p.rows - m0);
-    let cblock = g % p.col_blocks;
-    let cpb = p.per_pass;
-    let c_first = cblock * cpb;
-    // Loads of phase 2 that do not depend on t, issued first: this thread's first item's base
-    // chunk and its share of the block's B.
-    var pre = vec4<f32>(0.0);
-    let m = lid / cpb;
-    let chunks_out = (p.n_out + 3u) / 4u;
-    if (m < nrow && c_first + lid % cpb < chunks_out) {
-        let col = 4u * (c_first + lid % cpb);
-        pre = base_at(f16, m, col, min(4u, p.n_out - col), p.n_out % 4u == 0u, m0, nrow);
-    }
-    let staged = sk_staged(cpb);
-    var bp: array<vec4<f32>, 4>;
-    for (var h = 0u; h < SK_BPRE; h++) {
-        bp[h] = vec4<f32>(0.0);
-        if (staged) {
-            bp[h] = sk_bpre(f16, lid + h * WG, c_first, cpb);
-        }
-    }
     sk_xa(f16, m0, nrow, lid, sg);
     workgroupBarrier();
-    if (staged) {
-        for (var h = 0u; h < SK_BPRE; h++) {
-            if (lid + h * WG < p.rank * cpb) {
-                sk_part[lid + h * WG] = bp[h];
-            }
-        }
-    }
-    workgroupBarrier();
-    sk_tb(f16, m0, nrow, cblock, lid, pre);
+    sk_tb(f16, m0, nrow, g % p.col_blocks, lid);
 }
 
 fn skinny_skip(g: u32) -> bool {
