@@ -979,7 +979,7 @@ fn sk_reduce(v: vec4<f32>, m: u32, lid: u32, sg: u32, qp: u32) {
         sk_part[(lid % qp) * per + lid / span] = x;
     }
     workgroupBarrier();
-    // per is a power of two of at least 2 (WG >= 256; subgroups and QP at most 128).
+    // per is a power of two of at least 2 (WG >= 256, subgroups at most 128, QP at most 32).
     if (lid < qp) {
         var s0 = vec4<f32>(0.0);
         var s1 = vec4<f32>(0.0);
@@ -997,7 +997,12 @@ fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
     if (mode() == 3u) {
         // Merge: t is rows of A.
         for (var i = lid; i < K * qp; i += WG) {
-            sk_t[(i / qp) * 32u + i % qp] = p.scale * select(vec4<f32>(0.0), sk_a(f16, m0 + i / qp, i % qp), i / qp < nrow);
+            // Quads past the rank stay 0 and unread: A's last row ends at its rank.
+            var v = vec4<f32>(0.0);
+            if (i / qp < nrow && 4u * (i % qp) < p.rank) {
+                v = p.scale * sk_a(f16, m0 + i / qp, i % qp);
+            }
+            sk_t[(i / qp) * 32u + i % qp] = v;
         }
         return;
     }
