@@ -87,6 +87,50 @@ fn softmax_more_rows_than_one_grid_dimension() {
 }
 
 #[test]
+fn softmax_f16_persistent_rows() {
+    // The persistent variant (f16, aligned rows): fewer rows than its workgroups, a few rows
+    // a workgroup (300 rows over 128) with the next row loaded ahead, the default pick at 32000
+    // columns, extreme values in the rows it walks, and typed errors where it does not apply.
+    use wgfuse::kernels::{Kind, Variant, PERSIST_GROUPS};
+    let ctx = ctx(false);
+    let inf = f64::INFINITY;
+    for (rows, n) in [(1usize, 4usize), (3, 1024), (300, 4), (300, 1028), (129, 4096), (2 * PERSIST_GROUPS as usize + 3, 32000)] {
+        let what = format!("persistent f16 {rows}x{n}");
+        let mut r = rng(&what);
+        let mut data = random(&mut r, rows * n, 6.0);
+        if rows > 2 {
+            data[n + 1] = inf; // a NaN row
+            data[2 * n..3 * n].fill(-inf); // a NaN row
+            data[rows * n - 1] = -inf; // a 0
+        }
+        let (x, seen) = upload(&ctx, &data, &[rows, n], DType::F16);
+        let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows, n], seen).unwrap().view());
+        let (atol, rtol) = tol(DType::F16);
+        for t in [32u32, 256, 1024] {
+            let k = (n / 4).div_ceil(t as usize) as u32;
+            if k > 16 {
+                continue;
+            }
+            let v = Variant { kind: Kind::Persist, wg: t, threads: t, chunks: k, mode: 0 };
+            let y = poisoned(&ctx, &[rows, n], DType::F16);
+            ctx.softmax_into(&x, &y, Some(v)).unwrap();
+            assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {}", v.describe()));
+        }
+        if n == 32000 {
+            assert_eq!(wgfuse::kernels::softmax::variant_for(&ctx, &x).kind, Kind::Persist, "{what}: the default pick");
+            assert_close(&download(&ctx.softmax(&x).unwrap()), want.as_slice().unwrap(), atol, rtol, &format!("{what} default"));
+        }
+    }
+    let v = Variant { kind: Kind::Persist, wg: 256, threads: 256, chunks: 1, mode: 0 };
+    for (shape, dtype) in [([2usize, 1024usize], DType::F32), ([2, 1022], DType::F16), ([2, 2048], DType::F16)] {
+        let x = upload(&ctx, &vec![0.0; shape[0] * shape[1]], &shape, dtype).0;
+        let y = poisoned(&ctx, &shape, dtype);
+        let got = ctx.softmax_into(&x, &y, Some(v));
+        assert!(matches!(got, Err(wgfuse::Error::InvalidArgument { .. })), "{shape:?} {dtype:?}: {got:?}");
+    }
+}
+
+#[test]
 fn softmax_every_variant_on_every_row_length() {
     // Forces each variant kind at several widths on the same inputs: 4-aligned rows (whose
     // kernels leave out the partial-chunk code) and not, both dtypes, NaN-poisoned outputs.

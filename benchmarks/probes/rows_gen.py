@@ -213,6 +213,58 @@ REG16_V4 = HEAD + """    var a: array<vec4<f32>, {K}>;
 }}
 """
 
+# f16 rows, persistent: workgroup g takes rows g, g + G, ... (G workgroups), and loads the next
+# row's chunks (packed, vec2<u32>) before it reduces and writes this one, so that a row's
+# reductions and write overlap the next row's loads.
+PERSIST16_V2 = """@compute @workgroup_size({T})
+fn {name}(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {{
+    let stride = nw.x * nw.y;
+    var r = w.x + w.y * nw.x;
+    var cur: array<vec2<u32>, {K}>;
+    for (var i = 0u; i < {K}u; i++) {{
+        let c = lid + i * {T}u;
+        if (c < {NC}u && r < {ROWS}u) {{
+            cur[i] = src[r * {NC}u + c];
+        }}
+    }}
+    while (r < {ROWS}u) {{
+        let rn = r + stride;
+        var nxt: array<vec2<u32>, {K}>;
+        for (var i = 0u; i < {K}u; i++) {{
+            let c = lid + i * {T}u;
+            if (c < {NC}u && rn < {ROWS}u) {{
+                nxt[i] = src[rn * {NC}u + c];
+            }}
+        }}
+        var m = -3.0e38;
+        for (var i = 0u; i < {K}u; i++) {{
+            if (lid + i * {T}u < {NC}u) {{
+                let u = vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y));
+                m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
+            }}
+        }}
+        m = reduce_{T}(m, lid, sg, true, false);
+        var s = 0.0;
+        for (var i = 0u; i < {K}u; i++) {{
+            if (lid + i * {T}u < {NC}u) {{
+                let e = exp(vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y)) - m);
+                s += (e.x + e.y) + (e.z + e.w);
+            }}
+        }}
+        let inv = 1.0 / reduce_{T}(s, lid, sg, false, false);
+        for (var i = 0u; i < {K}u; i++) {{
+            let c = lid + i * {T}u;
+            if (c < {NC}u) {{
+                let o = exp(vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y)) - m) * inv;
+                dst[r * {NC}u + c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
+            }}
+        }}
+        cur = nxt;
+        r = rn;
+    }}
+}}
+"""
+
 COPY = """@compute @workgroup_size(256)
 fn {name}(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{
     let i = (w.x + w.y * nw.x) * 256u + lid;
@@ -270,4 +322,13 @@ write("rows32w.wgsl", 500, "vec4<f32>", "Softmax over 4096 x 32000 f32: reductio
     ("reg32w_t512_fast", REG32, dict(T=512, K=16, NC=8000, serial="false"), ROWS),
     ("online32w_t1024", ONLINE32, dict(T=1024, NC=8000), ROWS),
     ("online32w_t512", ONLINE32, dict(T=512, NC=8000), ROWS),
+])
+# 4096 x 32000 f16, persistent workgroups with the next row in flight (and the one-row kernels
+# of the same file for the same-run comparison).
+write("rows16w_persist.wgsl", 250, "vec2<u32>", "Softmax over 4096 x 32000 f16: one row a workgroup, or persistent workgroups with the next row loaded ahead.", [
+    ("raw16w_v2_t1024", RAW16_V2, dict(T=1024, K=8, NC=8000), ROWS),
+    ("persist16w_t1024_g128", PERSIST16_V2, dict(T=1024, K=8, NC=8000, ROWS=ROWS), 128),
+    ("persist16w_t1024_g132", PERSIST16_V2, dict(T=1024, K=8, NC=8000, ROWS=ROWS), 132),
+    ("persist16w_t512_g264", PERSIST16_V2, dict(T=512, K=16, NC=8000, ROWS=ROWS), 264),
+    ("persist16w_t512_g256", PERSIST16_V2, dict(T=512, K=16, NC=8000, ROWS=ROWS), 256),
 ])

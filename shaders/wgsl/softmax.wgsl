@@ -257,6 +257,70 @@ fn softmax_f16_reg(
     }
 }
 
+// ---- persistent variant (f16, aligned rows, one row a workgroup): workgroup g takes rows g,
+// g + G, g + 2G, ... (G workgroups) and loads the next row's chunks, packed, before it reduces
+// and writes this one, so that a row's reductions and its write overlap the next row's loads
+// (a 32000-wide f16 row, one 1024-thread workgroup a multiprocessor: 75% of the copy with one
+// row a workgroup, 94.5% persistent, in a probe on the H200). ----
+
+fn unpack16(w: vec2<u32>) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+@compute @workgroup_size(WG)
+fn softmax_f16_persist(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_size) sg: u32,
+) {
+    let stride = nwg.x * nwg.y;
+    let nc = p.n / 4u;
+    var r = wid.x + wid.y * nwg.x;
+    var cur: array<vec2<u32>, KMAX>;
+    for (var i = 0u; i < K; i++) {
+        let c = lid + i * T;
+        if (c < nc && r < p.rows) {
+            cur[i] = x16[r * nc + c];
+        }
+    }
+    while (r < p.rows) {
+        let rn = r + stride;
+        var nxt: array<vec2<u32>, KMAX>;
+        for (var i = 0u; i < K; i++) {
+            let c = lid + i * T;
+            if (c < nc && rn < p.rows) {
+                nxt[i] = x16[rn * nc + c];
+            }
+        }
+        var m = neg_inf();
+        for (var i = 0u; i < K; i++) {
+            if (lid + i * T < nc) {
+                let u = unpack16(cur[i]);
+                m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
+            }
+        }
+        m = row_max(m, lid, sg);
+        var s = 0.0;
+        for (var i = 0u; i < K; i++) {
+            if (lid + i * T < nc) {
+                let e = exp(unpack16(cur[i]) - m);
+                s += (e.x + e.y) + (e.z + e.w);
+            }
+        }
+        let inv = 1.0 / row_sum(s, lid, sg);
+        for (var i = 0u; i < K; i++) {
+            let c = lid + i * T;
+            if (c < nc) {
+                let o = exp(unpack16(cur[i]) - m) * inv;
+                y16[r * nc + c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
+            }
+        }
+        cur = nxt;
+        r = rn;
+    }
+}
+
 // ---- online variant: rows of any length ----
 
 // Folds chunk value v into the running (max, sum) of this thread.
