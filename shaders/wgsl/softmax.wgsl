@@ -96,7 +96,10 @@ fn load32(c: u32) -> vec4<f32> {
 }
 
 fn load16(c: u32) -> vec4<f32> {
-    let w = x16[c];
+    return unpack16(x16[c]);
+}
+
+fn unpack16(w: vec2<u32>) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
 }
 
@@ -262,10 +265,6 @@ fn softmax_f16_reg(
 // and writes this one, so that a row's reductions and its write overlap the next row's loads
 // (a 32000-wide f16 row, one 1024-thread workgroup a multiprocessor: 75% of the copy with one
 // row a workgroup, 94.5% persistent, in a probe on the H200). ----
-
-fn unpack16(w: vec2<u32>) -> vec4<f32> {
-    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-}
 
 @compute @workgroup_size(WG)
 fn softmax_f16_persist(
