@@ -139,6 +139,33 @@ REG16_V2 = HEAD + """    var v: array<vec4<f32>, {K}>;
 }}
 """
 
+# Softmax of one f16 row held packed in `{V}` (chunks decoded where used), written at row
+# offset `{AT}`: the body shared by the packed one-row and the persistent kernels.
+RAW16_STEPS = """    var m = -3.0e38;
+    for (var i = 0u; i < {K}u; i++) {{
+        if (lid + i * {T}u < {NC}u) {{
+            let u = vec4<f32>(unpack2x16float({V}[i].x), unpack2x16float({V}[i].y));
+            m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
+        }}
+    }}
+    m = reduce_{T}(m, lid, sg, true, false);
+    var s = 0.0;
+    for (var i = 0u; i < {K}u; i++) {{
+        if (lid + i * {T}u < {NC}u) {{
+            let e = exp(vec4<f32>(unpack2x16float({V}[i].x), unpack2x16float({V}[i].y)) - m);
+            s += (e.x + e.y) + (e.z + e.w);
+        }}
+    }}
+    let inv = 1.0 / reduce_{T}(s, lid, sg, false, false);
+    for (var i = 0u; i < {K}u; i++) {{
+        let c = lid + i * {T}u;
+        if (c < {NC}u) {{
+            let o = exp(vec4<f32>(unpack2x16float({V}[i].x), unpack2x16float({V}[i].y)) - m) * inv;
+            dst[{AT} + c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
+        }}
+    }}
+"""
+
 # f16 rows, chunks of 4 halves kept packed in registers (half the registers), decoded twice.
 RAW16_V2 = HEAD + """    var v: array<vec2<u32>, {K}>;
     for (var i = 0u; i < {K}u; i++) {{
@@ -147,30 +174,7 @@ RAW16_V2 = HEAD + """    var v: array<vec2<u32>, {K}>;
             v[i] = src[base + c];
         }}
     }}
-    var m = -3.0e38;
-    for (var i = 0u; i < {K}u; i++) {{
-        if (lid + i * {T}u < {NC}u) {{
-            let u = vec4<f32>(unpack2x16float(v[i].x), unpack2x16float(v[i].y));
-            m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
-        }}
-    }}
-    m = reduce_{T}(m, lid, sg, true, false);
-    var s = 0.0;
-    for (var i = 0u; i < {K}u; i++) {{
-        if (lid + i * {T}u < {NC}u) {{
-            let e = exp(vec4<f32>(unpack2x16float(v[i].x), unpack2x16float(v[i].y)) - m);
-            s += (e.x + e.y) + (e.z + e.w);
-        }}
-    }}
-    let inv = 1.0 / reduce_{T}(s, lid, sg, false, false);
-    for (var i = 0u; i < {K}u; i++) {{
-        let c = lid + i * {T}u;
-        if (c < {NC}u) {{
-            let o = exp(vec4<f32>(unpack2x16float(v[i].x), unpack2x16float(v[i].y)) - m) * inv;
-            dst[base + c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
-        }}
-    }}
-}}
+""" + RAW16_STEPS.replace("{V}", "v").replace("{AT}", "base") + """}}
 """
 
 # f16 rows, chunks of 8 halves (vec4<u32>: one 16-byte load), decoded into two vec4<f32>.
@@ -236,30 +240,7 @@ fn {name}(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3
                 nxt[i] = src[rn * {NC}u + c];
             }}
         }}
-        var m = -3.0e38;
-        for (var i = 0u; i < {K}u; i++) {{
-            if (lid + i * {T}u < {NC}u) {{
-                let u = vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y));
-                m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
-            }}
-        }}
-        m = reduce_{T}(m, lid, sg, true, false);
-        var s = 0.0;
-        for (var i = 0u; i < {K}u; i++) {{
-            if (lid + i * {T}u < {NC}u) {{
-                let e = exp(vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y)) - m);
-                s += (e.x + e.y) + (e.z + e.w);
-            }}
-        }}
-        let inv = 1.0 / reduce_{T}(s, lid, sg, false, false);
-        for (var i = 0u; i < {K}u; i++) {{
-            let c = lid + i * {T}u;
-            if (c < {NC}u) {{
-                let o = exp(vec4<f32>(unpack2x16float(cur[i].x), unpack2x16float(cur[i].y)) - m) * inv;
-                dst[r * {NC}u + c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
-            }}
-        }}
-        cur = nxt;
+""" + RAW16_STEPS.replace("{V}", "cur").replace("{AT}", "r * {NC}u") + """        cur = nxt;
         r = rn;
     }}
 }}
