@@ -781,6 +781,33 @@ fn base_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<f32> {
     return base32[c];
 }
 
+// base_whole as raw bits (f16: the packed word pair in .xy), decoded by `decode` where it is
+// used: a conversion right after the load would wait for it there, and t·B loads the next
+// rows' base a block ahead so that the loads stay in flight over the current block.
+fn base_raw(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<u32> {
+    if (m >= tm || mode() == 0u) {
+        return vec4<u32>(0u);
+    }
+    let c = ((m0 + m) * p.n_out + col) >> 2u;
+    if (mode() == 2u) {
+        if (f16) {
+            return vec4<u32>(y16[c], 0u, 0u);
+        }
+        return bitcast<vec4<u32>>(y32[c]);
+    }
+    if (f16) {
+        return vec4<u32>(base16[c], 0u, 0u);
+    }
+    return bitcast<vec4<u32>>(base32[c]);
+}
+
+fn decode(f16: bool, w: vec4<u32>) -> vec4<f32> {
+    if (f16) {
+        return unpack4(w.xy);
+    }
+    return bitcast<vec4<f32>>(w);
+}
+
 fn put_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
@@ -808,19 +835,19 @@ fn tb(f16: bool, g: u32, lid: u32) {
     let whole = live && aligned && nl == 4u;
     // B's first 16 ranks at the thread's columns stay in registers for all its rows; the
     // first 4 rows' base chunks are loaded before t is staged, so the loads overlap it.
-    var n0 = vec4<f32>(0.0);
-    var n1 = vec4<f32>(0.0);
-    var n2 = vec4<f32>(0.0);
-    var n3 = vec4<f32>(0.0);
+    var n0 = vec4<u32>(0u);
+    var n1 = vec4<u32>(0u);
+    var n2 = vec4<u32>(0u);
+    var n3 = vec4<u32>(0u);
     var q0 = mat4x4<f32>();
     var q1 = mat4x4<f32>();
     var q2 = mat4x4<f32>();
     var q3 = mat4x4<f32>();
     if (whole) {
-        n0 = base_whole(f16, rg, col, m0, tm);
-        n1 = base_whole(f16, rg + 1u, col, m0, tm);
-        n2 = base_whole(f16, rg + 2u, col, m0, tm);
-        n3 = base_whole(f16, rg + 3u, col, m0, tm);
+        n0 = base_raw(f16, rg, col, m0, tm);
+        n1 = base_raw(f16, rg + 1u, col, m0, tm);
+        n2 = base_raw(f16, rg + 2u, col, m0, tm);
+        n3 = base_raw(f16, rg + 3u, col, m0, tm);
         q0 = b_quad_whole(f16, 0u, col);
         q1 = b_quad_whole(f16, 4u, col);
         q2 = b_quad_whole(f16, 8u, col);
@@ -849,14 +876,14 @@ fn tb(f16: bool, g: u32, lid: u32) {
             let c1 = n1;
             let c2 = n2;
             let c3 = n3;
-            n0 = base_whole(f16, m + 16u, col, m0, tm);
-            n1 = base_whole(f16, m + 17u, col, m0, tm);
-            n2 = base_whole(f16, m + 18u, col, m0, tm);
-            n3 = base_whole(f16, m + 19u, col, m0, tm);
-            put_whole(f16, m, col, m0, tm, tb_row_whole(f16, m, rq, c0, q0, q1, q2, q3, col));
-            put_whole(f16, m + 1u, col, m0, tm, tb_row_whole(f16, m + 1u, rq, c1, q0, q1, q2, q3, col));
-            put_whole(f16, m + 2u, col, m0, tm, tb_row_whole(f16, m + 2u, rq, c2, q0, q1, q2, q3, col));
-            put_whole(f16, m + 3u, col, m0, tm, tb_row_whole(f16, m + 3u, rq, c3, q0, q1, q2, q3, col));
+            n0 = base_raw(f16, m + 16u, col, m0, tm);
+            n1 = base_raw(f16, m + 17u, col, m0, tm);
+            n2 = base_raw(f16, m + 18u, col, m0, tm);
+            n3 = base_raw(f16, m + 19u, col, m0, tm);
+            put_whole(f16, m, col, m0, tm, tb_row_whole(f16, m, rq, decode(f16, c0), q0, q1, q2, q3, col));
+            put_whole(f16, m + 1u, col, m0, tm, tb_row_whole(f16, m + 1u, rq, decode(f16, c1), q0, q1, q2, q3, col));
+            put_whole(f16, m + 2u, col, m0, tm, tb_row_whole(f16, m + 2u, rq, decode(f16, c2), q0, q1, q2, q3, col));
+            put_whole(f16, m + 3u, col, m0, tm, tb_row_whole(f16, m + 3u, rq, decode(f16, c3), q0, q1, q2, q3, col));
         }
         return;
     }
