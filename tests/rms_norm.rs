@@ -120,3 +120,58 @@ fn rms_norm_every_variant_on_every_row_length() {
         }
     }
 }
+
+#[test]
+fn rms_norm_f16_persistent_rows() {
+    // The persistent variant (f16, aligned rows), RMSNorm and add + RMSNorm, with and without
+    // weight: fewer rows than its workgroups, several rows a workgroup (300 rows over 128) with
+    // the next row's x and r loaded ahead, the default pick at 32000 columns, and typed errors
+    // where it does not apply.
+    use wgfuse::kernels::{rms_norm::Args, Kind, Variant, PERSIST_GROUPS};
+    let ctx = ctx(false);
+    let dtype = DType::F16;
+    let (atol, rtol) = (4e-3, 1e-2);
+    for (rows, n) in [(1usize, 4usize), (3, 1024), (300, 4), (300, 1028), (129, 4096), (2 * PERSIST_GROUPS as usize + 3, 32000)] {
+        let what = format!("persistent f16 {rows}x{n}");
+        let mut r = rng(&what);
+        let shape = [rows, n];
+        let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+        let (res, rs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+        let (w, ws) = upload(&ctx, &random(&mut r, n, 2.0), &[n], dtype);
+        let hs = round(&xs.iter().zip(&rs).map(|(a, b)| a + b).collect::<Vec<_>>(), dtype);
+        let weighted = n % 8 == 4;
+        let wref = weighted.then_some(ws.as_slice());
+        let weight = weighted.then_some(&w);
+        let want = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), xs).unwrap().view(), wref, 1e-5);
+        let want_add = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), hs.clone()).unwrap().view(), wref, 1e-5);
+        for t in [32u32, 256, 1024] {
+            let k = (n / 4).div_ceil(t as usize) as u32;
+            if k > 16 {
+                continue;
+            }
+            let v = Variant { kind: Kind::Persist, wg: t, threads: t, chunks: k, mode: 0 };
+            let what = format!("{what} w={weighted} {}", v.describe());
+            let y = poisoned(&ctx, &shape, dtype);
+            ctx.rms_norm_with(&Args { x: &x, weight, residual: None, y: &y, h: None, eps: 1e-5, variant: Some(v) }).unwrap();
+            assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &what);
+            let (y, h) = (poisoned(&ctx, &shape, dtype), poisoned(&ctx, &shape, dtype));
+            ctx.rms_norm_with(&Args { x: &x, weight, residual: Some(&res), y: &y, h: Some(&h), eps: 1e-5, variant: Some(v) }).unwrap();
+            assert_close(&download(&h), &hs, 0.0, 1e-6, &format!("{what} (h)"));
+            assert_close(&download(&y), want_add.as_slice().unwrap(), atol, rtol, &format!("{what} (y)"));
+        }
+        if n == 32000 {
+            assert_eq!(wgfuse::kernels::wgsl_row_variant(rows, n, dtype, 1024).kind, Kind::Persist, "{what}: the default pick");
+            assert_close(&download(&ctx.rms_norm(&x, weight, 1e-5).unwrap()), want.as_slice().unwrap(), atol, rtol, &format!("{what} default"));
+            let (y, h) = ctx.add_rms_norm(&x, &res, weight, 1e-5).unwrap();
+            assert_close(&download(&h), &hs, 0.0, 1e-6, &format!("{what} default (h)"));
+            assert_close(&download(&y), want_add.as_slice().unwrap(), atol, rtol, &format!("{what} default (y)"));
+        }
+    }
+    let v = Variant { kind: Kind::Persist, wg: 256, threads: 256, chunks: 1, mode: 0 };
+    for (shape, dtype) in [([2usize, 1024usize], DType::F32), ([2, 1022], DType::F16), ([2, 2048], DType::F16)] {
+        let x = upload(&ctx, &vec![0.0; shape[0] * shape[1]], &shape, dtype).0;
+        let y = poisoned(&ctx, &shape, dtype);
+        let got = ctx.rms_norm_with(&Args { x: &x, weight: None, residual: None, y: &y, h: None, eps: 1e-5, variant: Some(v) });
+        assert!(matches!(got, Err(wgfuse::Error::InvalidArgument { .. })), "{shape:?} {dtype:?}: {got:?}");
+    }
+}

@@ -11,7 +11,8 @@
 //
 // Work split: rows.wgsl. `*_reg` holds the row in registers (one read of each input, one write
 // of each output); `*_online` loops twice over the row (the second loop rereads x, or for
-// add_rms_norm the h it wrote itself).
+// add_rms_norm the h it wrote itself); `*_persist` (f16, aligned rows) walks rows with a fixed
+// number of workgroups, loading the next row while it finishes the current one.
 
 struct Params {
     rows: u32,
@@ -340,6 +341,73 @@ fn rms_online(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg
     }
 }
 
+// ---- persistent variant (f16, aligned rows, one row a workgroup): workgroup g takes rows g,
+// g + G, g + 2G, ... (G workgroups) and loads the next row's chunks, packed, before it reduces
+// and writes this one, so that a row's reduction and its writes overlap the next row's loads
+// (as softmax_f16_persist). add: the next row's x and r are loaded side by side and summed
+// (rounded to f16, as h is stored) after the current row is written. ----
+fn rms_persist(add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
+    let stride = nwg.x * nwg.y;
+    let nc = p.n / 4u;
+    let weighted = (MODE & 1u) != 0u;
+    var r = wid.x + wid.y * nwg.x;
+    // cur: this row's x (add: h), packed; nx / nr: the next row's x and r.
+    var cur: array<vec2<u32>, KMAX>;
+    var nx: array<vec2<u32>, KMAX>;
+    var nr: array<vec2<u32>, KMAX>;
+    for (var i = 0u; i < K; i++) {
+        let c = lid + i * T;
+        if (c < nc && r < p.rows) {
+            nx[i] = x16[r * nc + c];
+            if (add) {
+                nr[i] = r16[r * nc + c];
+            }
+        }
+    }
+    while (r < p.rows) {
+        for (var i = 0u; i < K; i++) {
+            if (add) {
+                cur[i] = pack4(unpack4(nx[i]) + unpack4(nr[i]));
+            } else {
+                cur[i] = nx[i];
+            }
+        }
+        let rn = r + stride;
+        for (var i = 0u; i < K; i++) {
+            let c = lid + i * T;
+            if (c < nc && rn < p.rows) {
+                nx[i] = x16[rn * nc + c];
+                if (add) {
+                    nr[i] = r16[rn * nc + c];
+                }
+            }
+        }
+        var ss = 0.0;
+        for (var i = 0u; i < K; i++) {
+            let c = lid + i * T;
+            if (c < nc) {
+                let u = unpack4(cur[i]);
+                ss += dot(u, u);
+                if (add) {
+                    h16[r * nc + c] = cur[i];
+                }
+            }
+        }
+        let inv = inverseSqrt(row_sum(ss, lid, sg) / f32(p.n) + p.eps);
+        for (var i = 0u; i < K; i++) {
+            let c = lid + i * T;
+            if (c < nc) {
+                var o = unpack4(cur[i]) * inv;
+                if (weighted) {
+                    o *= unpack4(w16[c]);
+                }
+                y16[r * nc + c] = pack4(o);
+            }
+        }
+        r = rn;
+    }
+}
+
 fn skip(wid: vec3<u32>, nwg: vec3<u32>) -> bool {
     return (wid.x + wid.y * nwg.x) * (WG / T) >= p.rows;
 }
@@ -390,4 +458,14 @@ fn add_rms_norm_f32_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
 fn add_rms_norm_f16_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
     if (skip(wid, nwg)) { return; }
     rms_online(true, true, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_f16_persist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    rms_persist(false, wid, nwg, lid, sg);
+}
+
+@compute @workgroup_size(WG)
+fn add_rms_norm_f16_persist(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+    rms_persist(true, wid, nwg, lid, sg);
 }

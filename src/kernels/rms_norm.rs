@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{groups_u32, native_row_plan, row_groups, row_variant, slot, Op, PipelineKey, Variant};
+use crate::kernels::{groups_u32, native_row_plan, row_groups, slot, wgsl_row_variant, Op, PipelineKey, Variant};
 use crate::tensor::Tensor;
 
 const OP: &str = "rms_norm";
@@ -79,7 +79,9 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         params[5] = variant.mode;
         return Ok((PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: Backend::Native }, params, groups));
     }
-    let mut variant = a.variant.unwrap_or_else(|| row_variant(a.x.rows(), n, ctx.info().limits.max_compute_invocations_per_workgroup));
+    let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
+    let mut variant = a.variant.unwrap_or_else(|| wgsl_row_variant(a.x.rows(), n, a.x.dtype(), max_inv));
+    crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, op)?;
     variant.mode = crate::kernels::row_mode(u32::from(a.weight.is_some()), n);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };

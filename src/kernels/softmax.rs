@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{native_row_plan, row_groups, row_mode, row_variant, slot, Kind, Op, PipelineKey, Variant, PERSIST_GROUPS};
+use crate::kernels::{native_row_plan, row_groups, row_mode, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "softmax";
@@ -56,19 +56,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     }
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_variant(a.x.rows(), n, a.x.dtype(), max_inv));
-    if variant.kind == Kind::Persist {
-        let (t, k) = (variant.threads, variant.chunks);
-        let fits = t == variant.wg && t.is_power_of_two() && (32..=max_inv).contains(&t) && (1..=16).contains(&k);
-        if a.x.dtype() != DType::F16 || n % 4 != 0 || !fits || ((t * k) as usize) < n / 4 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                what: format!(
-                    "persistent variant {variant:?} for {:?} rows of {n}: f16 rows of a multiple of 4, wg = threads (a power of two, 32 to {max_inv}), chunks 1 to 16 covering the row",
-                    a.x.dtype()
-                ),
-            });
-        }
-    }
+    crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, OP)?;
     variant.mode = row_mode(variant.mode, n);
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend() };
@@ -129,10 +117,8 @@ pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
     wgsl_variant(x.rows(), x.last_dim(), x.dtype(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }
 
-/// The WGSL variant: [`row_variant`], made persistent ([`Kind::Persist`]) for f16 rows of a
-/// multiple of 4 that take a 1024-thread workgroup each, when there are at least twice as many
-/// rows as persistent workgroups. On the H200 a probe over 4096 x 32000 f16 took 140.1 µs
-/// persistent against 176.6 for one row a workgroup (a copy of the same bytes: 132.4).
+/// The WGSL variant: [`wgsl_row_variant`](crate::kernels::wgsl_row_variant), the rule every
+/// row op shares (persistent for wide aligned f16 rows).
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
@@ -143,12 +129,7 @@ pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
 /// # Ok(()) }
 /// ```
 pub fn wgsl_variant(rows: usize, n: usize, dtype: DType, max_invocations: u32) -> Variant {
-    let v = row_variant(rows, n, max_invocations);
-    let wide = v.kind == Kind::Reg && v.threads == 1024 && v.wg == 1024;
-    if dtype == DType::F16 && n % 4 == 0 && wide && rows >= 2 * PERSIST_GROUPS as usize {
-        return Variant { kind: Kind::Persist, ..v };
-    }
-    v
+    crate::kernels::wgsl_row_variant(rows, n, dtype, max_invocations)
 }
 
 impl Context {
