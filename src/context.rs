@@ -77,6 +77,14 @@ pub struct ContextOptions {
     /// Fill every output buffer with NaN before the kernel writes it (a debugging aid: an
     /// element a kernel forgets to write reads back as NaN instead of stale data).
     pub poison_outputs: bool,
+    /// Ask for wgpu's `EXPERIMENTAL_COOPERATIVE_MATRIX` when the adapter has it (Vulkan
+    /// `VK_KHR_cooperative_matrix`: the tensor cores of NVIDIA GPUs), so that LoRA's
+    /// [`Kind::Coop`](crate::kernels::Kind::Coop) can be forced (no default rule picks it: on
+    /// the H200 it is slower than the other forms). Off by default, as wgpu marks the feature
+    /// experimental; `WGFUSE_COOPERATIVE_MATRIX=1` turns it on. Only
+    /// [`Context::with_options`] can ask for it: a device from [`Context::from_wgpu`] keeps the
+    /// features it was made with.
+    pub cooperative_matrix: bool,
 }
 
 impl Default for ContextOptions {
@@ -89,6 +97,7 @@ impl Default for ContextOptions {
             max_pending_ops: 512,
             pool_limit_bytes: 1 << 30,
             poison_outputs: false,
+            cooperative_matrix: std::env::var("WGFUSE_COOPERATIVE_MATRIX").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -135,6 +144,9 @@ pub struct Info {
     pub features: wgpu::Features,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// The cooperative-matrix configurations the kernels may use: the adapter's, when the
+    /// device was made with `EXPERIMENTAL_COOPERATIVE_MATRIX`; empty otherwise.
+    pub cooperative_matrix: Vec<wgpu::CooperativeMatrixProperties>,
 }
 
 impl Info {
@@ -161,6 +173,22 @@ impl Info {
     pub fn subgroup_sizes(&self) -> (u32, u32) {
         (self.adapter.subgroup_min_size, self.adapter.subgroup_max_size)
     }
+    /// Whether the device multiplies 16 x 16 f16 matrices into f32 with cooperative-matrix
+    /// operations, with f16 and subgroup barriers (what LoRA's
+    /// [`Kind::Coop`](crate::kernels::Kind::Coop) needs).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// println!("tensor cores for f16: {}", ctx.info().coop_f16());
+    /// # Ok(()) }
+    /// ```
+    pub fn coop_f16(&self) -> bool {
+        use wgpu::CooperativeScalarType as S;
+        let needs = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP_BARRIER;
+        self.features.contains(needs)
+            && self.cooperative_matrix.iter().any(|c| (c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type) == (16, 16, 16, S::F16, S::F32))
+    }
 }
 
 impl std::fmt::Display for Info {
@@ -171,7 +199,7 @@ impl std::fmt::Display for Info {
         writeln!(f, "subgroups: {}..={}", a.subgroup_min_size, a.subgroup_max_size)?;
         let names: Vec<String> =
             crate::context::WANTED_FEATURES.iter().map(|(feat, name)| format!("{name}={}", self.features.contains(*feat))).collect();
-        writeln!(f, "features:  {}", names.join(" "))?;
+        writeln!(f, "features:  {} COOPERATIVE_MATRIX_F16={}", names.join(" "), self.coop_f16())?;
         write!(
             f,
             "limits:    max_storage_binding={} max_buffer={} max_workgroups_per_dim={} max_invocations={} immediates={}",
@@ -188,6 +216,7 @@ impl std::fmt::Display for Info {
 pub(crate) const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::SHADER_F16, "SHADER_F16"),
     (wgpu::Features::SUBGROUP, "SUBGROUP"),
+    (wgpu::Features::SUBGROUP_BARRIER, "SUBGROUP_BARRIER"),
     (wgpu::Features::IMMEDIATES, "IMMEDIATES"),
     (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
     (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES"),
@@ -428,19 +457,32 @@ impl Context {
                 log::warn!("adapter {} lacks {name}", info.name);
             }
         }
+        let coop = options.cooperative_matrix && have.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        let experimental = if coop {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: the only experimental feature asked for is cooperative matrices, used by
+            // one kernel (lora_coop.wgsl) only where the adapter lists the configuration it
+            // runs (16 x 16 x 16, f16 into f32, subgroup scope), on shapes the host checks
+            // (whole 16 x 16 tiles, no load past a tensor's end); tests compare it with the
+            // f64 reference on every device that has it.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
+        let configs = if coop { adapter.cooperative_matrix_properties() } else { Vec::new() };
         let limits = adapter.limits();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgfuse"),
                 required_features: features,
                 required_limits: limits,
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                experimental_features: experimental,
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
             .await?;
         log::info!("wgfuse: adapter {} ({:?}, {:?})", info.name, info.device_type, info.backend);
-        Self::build(device, queue, info, options, true)
+        Self::build(device, queue, info, configs, options, true)
     }
 
     /// Wraps a device the application already has. The device should have been created with
@@ -489,7 +531,7 @@ impl Context {
         adapter_info: wgpu::AdapterInfo,
         options: ContextOptions,
     ) -> Result<Context> {
-        Self::build(device, queue, adapter_info, options, false)
+        Self::build(device, queue, adapter_info, Vec::new(), options, false)
     }
 
     /// A second Context on the same device and queue that runs `backend`'s kernels (its own
@@ -518,10 +560,11 @@ impl Context {
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter: wgpu::AdapterInfo,
+        cooperative_matrix: Vec<wgpu::CooperativeMatrixProperties>,
         options: ContextOptions,
         own_device: bool,
     ) -> Result<Context> {
-        let info = Info { adapter, features: device.features(), limits: device.limits() };
+        let info = Info { adapter, features: device.features(), limits: device.limits(), cooperative_matrix };
         let lost = Arc::new(Mutex::new(None));
         let lost_cb = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -784,7 +827,7 @@ impl Context {
             }
             Language::Wgsl | Language::Msl => ("", entry.as_str()),
         };
-        let module = self.module(ModuleKey { shader: key.op.shader(), lang, unit })?;
+        let module = self.module(ModuleKey { shader: key.shader(), lang, unit })?;
         let (bgl, pl) = self.layouts(&sig)?;
         let constants = key.variant.constants();
         let consts: Vec<(&str, f64)> = if lang == Language::Wgsl { constants.to_vec() } else { Vec::new() };

@@ -19,6 +19,9 @@ pub enum Shader {
     RmsNorm,
     /// `lora.*`: LoRA apply, in-place add and merge.
     Lora,
+    /// `lora_coop.wgsl`: LoRA's `x·A` on cooperative matrices (WGSL only; devices with
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`).
+    LoraCoop,
     /// `unfused.*`: the elementary kernels of the unfused baselines.
     Unfused,
     /// `copy.*`: the copy kernel that sets the bandwidth bound.
@@ -34,7 +37,7 @@ pub enum Shader {
 /// }
 /// # Ok(()) }
 /// ```
-pub const ALL_SHADERS: [Shader; 5] = [Shader::Softmax, Shader::RmsNorm, Shader::Lora, Shader::Unfused, Shader::Copy];
+pub const ALL_SHADERS: [Shader; 6] = [Shader::Softmax, Shader::RmsNorm, Shader::Lora, Shader::LoraCoop, Shader::Unfused, Shader::Copy];
 
 /// A shading language a module can be made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +70,7 @@ impl Shader {
             Shader::Softmax => "softmax",
             Shader::RmsNorm => "rms_norm",
             Shader::Lora => "lora",
+            Shader::LoraCoop => "lora_coop",
             Shader::Unfused => "unfused",
             Shader::Copy => "copy",
         }
@@ -85,6 +89,7 @@ impl Shader {
             Shader::Softmax => concat!(include_str!("../shaders/wgsl/rows.wgsl"), include_str!("../shaders/wgsl/softmax.wgsl")),
             Shader::RmsNorm => concat!(include_str!("../shaders/wgsl/rows.wgsl"), include_str!("../shaders/wgsl/rms_norm.wgsl")),
             Shader::Lora => include_str!("../shaders/wgsl/lora.wgsl"),
+            Shader::LoraCoop => include_str!("../shaders/wgsl/lora_coop.wgsl"),
             Shader::Unfused => include_str!("../shaders/wgsl/unfused.wgsl"),
             Shader::Copy => include_str!("../shaders/wgsl/copy.wgsl"),
         }
@@ -177,7 +182,7 @@ pub fn msl(shader: Shader) -> Option<&'static str> {
         Shader::Softmax => Some(concat!(include_str!("../shaders/msl/rows.h.metal"), include_str!("../shaders/msl/softmax.metal"))),
         Shader::RmsNorm => Some(concat!(include_str!("../shaders/msl/rows.h.metal"), include_str!("../shaders/msl/rms_norm.metal"))),
         Shader::Lora => Some(include_str!("../shaders/msl/lora.metal")),
-        Shader::Unfused | Shader::Copy => None,
+        Shader::Unfused | Shader::Copy | Shader::LoraCoop => None,
     }
 }
 

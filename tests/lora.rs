@@ -239,3 +239,69 @@ fn low_level_split_form_does_not_lend_its_scratch_to_the_pool() {
         assert_eq!(&t.to_vec::<f32>().unwrap(), before, "a simple-layer output changed");
     }
 }
+
+#[test]
+fn lora_cooperative_matrix_form() {
+    // Kind::Coop (LoRA on cooperative matrices, asked for in the options). Where the device
+    // has 16x16x16 f16 -> f32 matrices: forced on shapes of one to four 16-row tiles, ranks 16
+    // to 128, k steps that do not fill the eight-step trips, column tiles that do not fill the
+    // four-tile trips, with
+    // base, without and in place. Elsewhere (lavapipe): a typed error. Both: shapes it cannot
+    // run give typed errors, and no default rule picks it.
+    use wgfuse::kernels::{lora, Kind, Variant};
+    let opts = wgfuse::ContextOptions { cooperative_matrix: true, ..Default::default() };
+    let ctx = wgfuse::Context::with_options(opts).expect("a GPU adapter (tests fail without one)");
+    let dtype = DType::F16;
+    let coop = ctx.info().coop_f16();
+    println!("cooperative matrices (16x16x16 f16 -> f32): {coop}");
+    let wg = 8 * ctx.info().subgroup_sizes().0;
+    for (rows, k_in, rank, out) in
+        [(16usize, 16usize, 16usize, 16usize), (48, 272, 32, 1040), (32, 4096, 16, 112), (64, 160, 64, 48), (16, 48, 128, 16)]
+    {
+        let what = format!("coop {rows}x{k_in}x{rank}x{out}");
+        let mut g = rng(&what);
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 2.0), &[rows, out], dtype);
+        let baseref = arr(&basev, rows, out);
+        for mode in [lora::Mode::Base, lora::Mode::Plain, lora::Mode::InPlace] {
+            let v = Variant { kind: Kind::Coop, wg, threads: 0, chunks: 0, mode: 0 };
+            let y = match mode {
+                lora::Mode::InPlace => upload(&ctx, &basev, &[rows, out], dtype).0,
+                _ => poisoned(&ctx, &[rows, out], dtype),
+            };
+            let base_arg = (mode == lora::Mode::Base).then_some(&base);
+            let args = lora::Args { x: &x, a: &a, b: &b, base: base_arg, y: &y, scale: -0.5, mode, variant: Some(v) };
+            match ctx.lora_with(&args) {
+                Ok(()) if coop => {
+                    let with_base = (mode != lora::Mode::Plain).then(|| baseref.view());
+                    let want = wgfuse::reference::lora(
+                        arr(&xs, rows, k_in).view(),
+                        arr(&av, k_in, rank).view(),
+                        arr(&bv, rank, out).view(),
+                        -0.5,
+                        with_base,
+                    );
+                    let (atol, rtol) = tols(dtype, k_in, rank);
+                    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {mode:?} {}", v.describe()));
+                }
+                Err(wgfuse::Error::MissingFeature { .. }) if !coop => {}
+                other => panic!("{what}: coop device {coop}: {other:?}"),
+            }
+        }
+    }
+    // A partial row tile: a typed error.
+    let (x, _) = upload(&ctx, &vec![0.5; 24 * 32], &[24, 32], dtype);
+    let (a, _) = upload(&ctx, &vec![0.5; 32 * 16], &[32, 16], dtype);
+    let (b, _) = upload(&ctx, &vec![0.5; 16 * 8], &[16, 8], dtype);
+    let y = poisoned(&ctx, &[24, 8], dtype);
+    let v = Variant { kind: Kind::Coop, wg, threads: 0, chunks: 1, mode: 0 };
+    let args = lora::Args { x: &x, a: &a, b: &b, base: None, y: &y, scale: 1.0, mode: lora::Mode::Plain, variant: Some(v) };
+    let got = ctx.lora_with(&args);
+    assert!(matches!(got, Err(wgfuse::Error::InvalidArgument { .. } | wgfuse::Error::MissingFeature { .. })), "24 rows: {got:?}");
+    for rows in [2048usize, 4096] {
+        let v = lora::variant_for(rows, 4096, 4096, dtype);
+        assert_ne!(v.kind, Kind::Coop, "{rows} rows: {}", v.describe());
+    }
+}

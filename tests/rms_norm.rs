@@ -161,7 +161,13 @@ fn rms_norm_f16_persistent_rows() {
         }
         if n == 32000 {
             assert_eq!(wgfuse::kernels::wgsl_row_variant(rows, n, dtype, 1024).kind, Kind::Persist, "{what}: the default pick");
-            assert_close(&download(&ctx.rms_norm(&x, weight, 1e-5).unwrap()), want.as_slice().unwrap(), atol, rtol, &format!("{what} default"));
+            assert_close(
+                &download(&ctx.rms_norm(&x, weight, 1e-5).unwrap()),
+                want.as_slice().unwrap(),
+                atol,
+                rtol,
+                &format!("{what} default"),
+            );
             let (y, h) = ctx.add_rms_norm(&x, &res, weight, 1e-5).unwrap();
             assert_close(&download(&h), &hs, 0.0, 1e-6, &format!("{what} default (h)"));
             assert_close(&download(&y), want_add.as_slice().unwrap(), atol, rtol, &format!("{what} default (y)"));

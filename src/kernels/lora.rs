@@ -44,6 +44,8 @@ const EXPAND_CHUNKS: u32 = 64;
 const SKINNY_SHARED_BYTES: u32 = (1024 + 128) * 16;
 /// Rows up to which LoRA runs the skinny form.
 const SKINNY_MAX_ROWS: usize = 512;
+/// Workgroup memory of the cooperative-matrix form: `stage` (8192 f32) and `th` (2048 f16).
+const COOP_SHARED_BYTES: u32 = 8192 * 4 + 2048 * 2;
 
 /// What a LoRA dispatch computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +283,9 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out, dtype));
     // ALIGNED (lora.wgsl): every chunk x·A loads is whole, so its partial-chunk code is left out.
     v.mode = mode | if k_in % 4 == 0 && rank % 4 == 0 && out % 4 == 0 { MODE_ALIGNED } else { 0 };
+    if v.kind == Kind::Coop {
+        return coop_plan(ctx, a, v, [rows, k_in, rank, out], dtype);
+    }
     if matches!(v.kind, Kind::Project | Kind::Expand) {
         return tiled_plan(ctx, a, v, [rows, k_in, rank, out], dtype, pooled);
     }
@@ -487,6 +492,89 @@ pub fn variant_on(ctx: &Context, rows: usize, k_in: usize, out: usize, dtype: DT
         Backend::Native => native_variant(rows, out),
         Backend::Wgsl => variant_for(rows, k_in, out, dtype),
     }
+}
+
+/// Whether [`Kind::Coop`] runs these sizes on `ctx`: WGSL kernels, a device with 16 x 16 x 16
+/// f16 → f32 cooperative matrices ([`Info::coop_f16`](crate::Info::coop_f16)), f16, rows,
+/// `in`, `out` and the rank multiples of 16 (every tile whole), rank at most [`MAX_RANK`].
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let fits = wgfuse::kernels::lora::coop_fits(&ctx, 4096, 4096, 16, 4096, wgfuse::DType::F16);
+/// assert_eq!(fits, ctx.info().coop_f16());
+/// assert!(!wgfuse::kernels::lora::coop_fits(&ctx, 4096, 4096, 8, 4096, wgfuse::DType::F16)); // rank 8
+/// # Ok(()) }
+/// ```
+pub fn coop_fits(ctx: &Context, rows: usize, k_in: usize, rank: usize, out: usize, dtype: DType) -> bool {
+    ctx.backend() == Backend::Wgsl
+        && ctx.info().coop_f16()
+        && dtype == DType::F16
+        && rank <= MAX_RANK
+        && [rows, k_in, rank, out].iter().all(|&d| d > 0 && d % 16 == 0)
+}
+
+/// The [`Kind::Coop`] variant on `ctx`: 8 subgroups of the device's smallest size a
+/// workgroup (its only constant). No default rule picks it: on the H200 (NVIDIA's Vulkan
+/// driver 580), 4096 x 4096 r16 → 4096 f16 took 99.7 µs with it against 81.2 for the tiled
+/// form, its `x·A` alone 38.8 µs and its `t·B` alone 71.4 (the tiled form's: 38.5 and 42.0):
+/// its tile loads from device memory, not its products, are what is slow.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let v = wgfuse::kernels::lora::coop_variant(&ctx);
+/// assert_eq!(v.wg, 8 * ctx.info().subgroup_sizes().0);
+/// # Ok(()) }
+/// ```
+pub fn coop_variant(ctx: &Context) -> Variant {
+    Variant { kind: Kind::Coop, wg: coop_wg(ctx), threads: 0, chunks: 0, mode: 0 }
+}
+
+fn coop_wg(ctx: &Context) -> u32 {
+    (8 * ctx.info().subgroup_sizes().0).clamp(8, 1024)
+}
+
+/// LoRA on cooperative matrices, one dispatch: a workgroup per 16 rows computes `s·x·A` into
+/// shared memory (f16), then `start + t·B` tile by tile (lora_coop.wgsl).
+fn coop_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
+    if a.mode == Mode::Merge {
+        return Err(Error::InvalidArgument { op: OP, what: "the merge has no x·A: Kind::Coop does not apply".into() });
+    }
+    if ctx.backend() != Backend::Wgsl || !ctx.info().coop_f16() {
+        return Err(Error::MissingFeature {
+            what: "LoRA's cooperative-matrix form (Kind::Coop)",
+            feature: "EXPERIMENTAL_COOPERATIVE_MATRIX with 16x16x16 f16 -> f32 (WGSL kernels)",
+            adapter: ctx.info().adapter.name.clone(),
+        });
+    }
+    if !coop_fits(ctx, rows, k_in, rank, out, dtype) || v.wg != coop_wg(ctx) {
+        return Err(Error::InvalidArgument {
+            op: OP,
+            what: format!(
+                "coop variant {v:?} for rows {rows} in {k_in} r {rank} out {out} {dtype:?}: f16; rows, in, r and out multiples of 16; wg {} (8 subgroups)",
+                coop_wg(ctx)
+            ),
+        });
+    }
+    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
+    if storage < COOP_SHARED_BYTES {
+        return Err(Error::TooLarge {
+            op: OP,
+            what: "workgroup memory the cooperative-matrix form needs",
+            got: COOP_SHARED_BYTES as u64,
+            limit: storage as u64,
+        });
+    }
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), 0, 0, 0];
+    let key = PipelineKey {
+        op: Op::Lora,
+        variant: Variant { kind: Kind::Coop, wg: v.wg, threads: 0, chunks: 0, mode: v.mode },
+        dtype,
+        backend: ctx.backend(),
+    };
+    log::debug!("wgfuse: lora coop rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
+    Ok(Plan { steps: vec![(key, rows as u64 / 16)], params, scratch: None })
 }
 
 /// The native kernel's plan: tiles of `tm` rows (16 from 2048 rows, 4 from 64, else the rows

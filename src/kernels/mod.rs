@@ -114,6 +114,11 @@ pub enum Kind {
     /// workgroup (`wg` = `threads`, `chunks` a thread), persistent: [`PERSIST_GROUPS`] workgroups walk the rows, each loading its next
     /// row before it reduces and writes the current one.
     Persist,
+    /// LoRA on cooperative matrices (tensor cores), one dispatch: f16, devices where
+    /// [`Info::coop_f16`](crate::Info::coop_f16) holds, rows, `in`, `out` and the rank
+    /// multiples of 16. A workgroup of 8 subgroups (`wg`) takes 16 rows: its subgroups split
+    /// the k axis of `x·A`, then the column tiles of `base + s·t·B`.
+    Coop,
     /// LoRA for few rows, one dispatch: each workgroup computes its `chunks` rows' `x·A` with
     /// the rank quads across its threads, then a block of columns (`threads`: column blocks).
     Skinny,
@@ -131,6 +136,7 @@ impl Kind {
             Kind::Expand => Some("tb"),
             Kind::Skinny => Some("skinny"),
             Kind::Persist => Some("persist"),
+            Kind::Coop => Some("coop"),
         }
     }
 }
@@ -193,6 +199,7 @@ impl Variant {
             Kind::Expand => format!("t·B c{} blocks{}", self.threads, self.chunks),
             Kind::Skinny => format!("skinny wg{} rows{} col-blocks{}", self.wg, self.chunks, self.threads),
             Kind::Persist => format!("persist t{} k{} ({PERSIST_GROUPS} workgroups)", self.threads, self.chunks),
+            Kind::Coop => format!("coop wg{} (cooperative matrices)", self.wg),
         }
     }
 }
@@ -220,6 +227,23 @@ pub struct PipelineKey {
 }
 
 impl PipelineKey {
+    /// The shader file the entry point lives in.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::{Kind, Op, PipelineKey, Variant};
+    /// let variant = Variant { kind: Kind::Coop, wg: 256, threads: 0, chunks: 0, mode: 1 };
+    /// let key = PipelineKey { op: Op::Lora, variant, dtype: wgfuse::DType::F16, backend: wgfuse::Backend::Wgsl };
+    /// assert_eq!(key.shader(), wgfuse::shaders::Shader::LoraCoop);
+    /// # Ok(()) }
+    /// ```
+    pub fn shader(&self) -> Shader {
+        match (self.op, self.variant.kind) {
+            (Op::Lora, Kind::Coop) => Shader::LoraCoop,
+            (op, _) => op.shader(),
+        }
+    }
+
     /// `<op>_<dtype>[_<variant>]`, the entry point in every shader language.
     ///
     /// ```

@@ -68,7 +68,8 @@ pub fn run(args: &[String]) -> Res<()> {
             o => return Err(format!("unknown option {o}")),
         }
     }
-    let ctx = Context::new().map_err(err)?;
+    // Cooperative matrices where the adapter has them, so that LoRA's Kind::Coop is swept too.
+    let ctx = Context::with_options(wgfuse::ContextOptions { cooperative_matrix: true, ..Default::default() }).map_err(err)?;
     println!("{}", ctx.info());
     let max_wg = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
@@ -113,8 +114,9 @@ pub fn run(args: &[String]) -> Res<()> {
                             })
                         },
                     );
+                    let coop = lora::coop_fits(&ctx, m, k, r, o, dtype).then(|| Variant { mode: 1, ..lora::coop_variant(&ctx) });
                     let pick = lora::variant_for(m, k, o, dtype);
-                    for v in skinny.chain(tiled).chain(fused) {
+                    for v in coop.into_iter().chain(skinny).chain(tiled).chain(fused) {
                         let args = lora::Args {
                             x: &x,
                             a: &a,
