@@ -28,8 +28,6 @@ const MODE_ALIGNED: u32 = 16;
 /// ```
 pub const MAX_RANK: usize = 128;
 const WG: u32 = 256;
-/// Rows from which LoRA runs the tiled form.
-const TILED_FROM_ROWS: usize = 2048;
 /// Workgroup memory of the kernel: `t_sh` and `part` in lora.wgsl.
 const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 /// Workgroup memory of the tiled form's first dispatch: `a_s` in lora.wgsl.
@@ -133,13 +131,12 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// The skinny form ([`skinny_variant`]) up to 512 rows (H200, f32 / f16 base add: decoding
 /// 15.3 / 15.1 µs against 24.1 / 29.0 for the split-k form; 512x512 r8 13.5 / 13.8 against
 /// 20.5 / 24.0; 256x4096 r16 24.3 / 22.5 against 30.2 / 29.3 tiled; 512x4096 28.3 / 26.3
-/// against 34.4 / 31.6 tiled; at 1024 rows the tiled form wins, 44.9 against 49.1), then
-/// [`variant`], with the split-k form for few row tiles over a long k axis, and the tiled form
-/// for many rows. From `cargo xtask tune` on an H200 (`tiled_variant`'s `kt16`):
-/// f32 4096x4096 r16 -> 4096 took 134.5 µs tiled against 164.9 for the best one-dispatch form
-/// (2048 rows: 78.6 against 83.7), f16 114.1 against 350; 512 rows 40-55 µs against 20-25: there
-/// the one-dispatch form stays. (Later, with the rebuilt `t·B`: f32 4096 rows 116.6 µs tiled
-/// against 163.7 for the best one-dispatch form; 512 rows 36.8 against 20.7.)
+/// against 34.4 / 31.6 tiled), the tiled form ([`tiled_variant`]) above. From `cargo xtask
+/// tune` on an H200, rows x 4096 r16 -> 4096 with base, f16 / f32, the best of each form in
+/// one run: 640 rows tiled 36.1 / 39.8 µs against skinny 37.1 / 46.7 and the one-dispatch
+/// form 144.7 / 75.6; 1024 rows 38.1 / 44.5 against 43.9 / 49.5 and 98.2 / 51.8; 1536 rows
+/// 53.2 / 61.1 against 77.4 / 89.1 and 178.1 / 93.7; 4096 rows 114.1 against 350 (f16, an
+/// earlier run). The one-dispatch and split-k forms ([`variant`], [`Kind::Down`]) can be forced.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
@@ -147,23 +144,17 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// use wgfuse::DType;
 /// assert_eq!(lora::variant_for(1, 4096, 4096, DType::F32).kind, Kind::Skinny); // decoding
 /// assert_eq!(lora::variant_for(512, 512, 512, DType::F32).kind, Kind::Skinny);
-/// assert_eq!(lora::variant_for(1500, 4096, 4096, DType::F32).kind, Kind::Plain);
+/// assert_eq!(lora::variant_for(640, 4096, 4096, DType::F32).kind, Kind::Project);
 /// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F16).kind, Kind::Project); // many rows: tiled
-/// assert_eq!(lora::variant_for(4096, 4096, 4096, DType::F32).kind, Kind::Project);
 /// # Ok(()) }
 /// ```
 ///
 /// Both dtypes take the same rule today; the dtype is an argument so that it may differ.
 pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Variant {
-    let v = variant(rows, out);
     if rows <= SKINNY_MAX_ROWS {
         skinny_variant(rows, k_in, out)
-    } else if rows >= TILED_FROM_ROWS {
-        tiled_variant(rows, k_in)
-    } else if tiles_of(rows, v.chunks) < 16 && k_in >= 1024 {
-        Variant { kind: Kind::Down, ..v }
     } else {
-        v
+        tiled_variant(rows, k_in)
     }
 }
 
