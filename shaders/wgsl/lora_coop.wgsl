@@ -165,7 +165,10 @@ fn lora_f16_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         coopStoreT(tb_tile(ct + nsg), &stage[at + 256u], 16u);
         coopStoreT(tb_tile(ct + 2u * nsg), &stage[at + 512u], 16u);
         coopStoreT(tb_tile(ct + 3u * nsg), &stage[at + 768u], 16u);
-        // The subgroup's own slice of `stage`: its lanes wait for each other only.
+        // The subgroup's own slice of `stage`: its lanes wait for each other only. (naga
+        // emits a subgroup-scope barrier with subgroup-memory semantics; that it orders this
+        // subgroup's workgroup-memory stores before its loads is what the H200's driver does,
+        // and what the tests check there.)
         subgroupBarrier();
         put_tile(m0, ct, w0, at, lane, sg);
         put_tile(m0, ct + nsg, w1, at + 256u, lane, sg);

@@ -227,10 +227,7 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
         return Err(Error::ShapeMismatch { op: OP, expected: format!("B [{rank}, out]"), got: a.b.shape().to_vec() });
     }
     // t (16 x 128 f32) and the k-slice partials (256 x 4 vec4) live in workgroup memory.
-    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
-    if storage < SHARED_BYTES {
-        return Err(Error::TooLarge { op: OP, what: "workgroup memory the kernel needs", got: SHARED_BYTES as u64, limit: storage as u64 });
-    }
+    check_shared(ctx, SHARED_BYTES, "workgroup memory the kernel needs")?;
     if rank > MAX_RANK {
         return Err(Error::InvalidArgument { op: OP, what: format!("rank {rank} is over {MAX_RANK}") });
     }
@@ -338,15 +335,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
         }
         _ => expand_blocks(rows, rank, out),
     };
-    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
-    if storage < TILED_SHARED_BYTES {
-        return Err(Error::TooLarge {
-            op: OP,
-            what: "workgroup memory the tiled form needs",
-            got: TILED_SHARED_BYTES as u64,
-            limit: storage as u64,
-        });
-    }
+    check_shared(ctx, TILED_SHARED_BYTES, "workgroup memory the tiled form needs")?;
     let r4 = rank.div_ceil(4) * 4;
     let tiles = tiles_of(rows, 4 * (WG / v.threads));
     let max_elems = (ctx.info().limits.max_storage_buffer_binding_size / 4).min(u32::MAX as u64 / 2);
@@ -394,14 +383,7 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
             limit: limits.max_compute_invocations_per_workgroup as u64,
         });
     }
-    if limits.max_compute_workgroup_storage_size < SKINNY_SHARED_BYTES {
-        return Err(Error::TooLarge {
-            op: OP,
-            what: "workgroup memory the skinny form needs",
-            got: SKINNY_SHARED_BYTES as u64,
-            limit: limits.max_compute_workgroup_storage_size as u64,
-        });
-    }
+    check_shared(ctx, SKINNY_SHARED_BYTES, "workgroup memory the skinny form needs")?;
     let chunks = out.div_ceil(4) as u64;
     let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
     let col_blocks = chunks.div_ceil(per_block);
@@ -526,6 +508,15 @@ fn coop_wg(ctx: &Context) -> u32 {
     (8 * ctx.info().subgroup_sizes().0).clamp(8, 1024)
 }
 
+/// `TooLarge` when the device's workgroup memory is under `bytes`.
+fn check_shared(ctx: &Context, bytes: u32, what: &'static str) -> Result<()> {
+    let limit = ctx.info().limits.max_compute_workgroup_storage_size;
+    if limit < bytes {
+        return Err(Error::TooLarge { op: OP, what, got: bytes as u64, limit: limit as u64 });
+    }
+    Ok(())
+}
+
 /// LoRA on cooperative matrices, one dispatch: a workgroup per 16 rows computes `s·x·A` into
 /// shared memory (f16), then `start + t·B` tile by tile (lora_coop.wgsl).
 fn coop_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
@@ -548,15 +539,7 @@ fn coop_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [
             ),
         });
     }
-    let storage = ctx.info().limits.max_compute_workgroup_storage_size;
-    if storage < COOP_SHARED_BYTES {
-        return Err(Error::TooLarge {
-            op: OP,
-            what: "workgroup memory the cooperative-matrix form needs",
-            got: COOP_SHARED_BYTES as u64,
-            limit: storage as u64,
-        });
-    }
+    check_shared(ctx, COOP_SHARED_BYTES, "workgroup memory the cooperative-matrix form needs")?;
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), 0, 0, 0];
     let key = PipelineKey {
         op: Op::Lora,
