@@ -18,7 +18,7 @@ struct Params {
     rows: u32,
     n: u32,
     eps: f32,
-    _p0: u32,
+    zero: u32, // always 0 (see round_sum)
     _p1: u32,
     _p2: u32,
     _p3: u32,
@@ -191,9 +191,11 @@ fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
 }
 
 // h as stored: y is the norm of the h the caller gets back, rounded to f16 for f16.
+// `zero` (0 at run time, an immediate) keeps the compiler from folding unpack(pack(a)) into a:
+// NVIDIA's driver 580 did, and y came out as the norm of the unrounded sum.
 fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
     if (f16) {
-        return unpack4(pack4(a));
+        return unpack4(pack4(a) | vec2<u32>(p.zero));
     }
     return a;
 }
@@ -367,7 +369,7 @@ fn rms_persist(add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     while (r < p.rows) {
         for (var i = 0u; i < K; i++) {
             if (add) {
-                cur[i] = pack4(unpack4(nx[i]) + unpack4(nr[i]));
+                cur[i] = pack4(unpack4(nx[i]) + unpack4(nr[i])) | vec2<u32>(p.zero); // as round_sum
             } else {
                 cur[i] = nx[i];
             }

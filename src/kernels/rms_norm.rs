@@ -85,6 +85,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     variant.mode = crate::kernels::row_mode(u32::from(a.weight.is_some()), n);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
+    // params[3] stays 0: `zero` in rms_norm.wgsl, which keeps h's f16 rounding in y.
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }
