@@ -132,11 +132,12 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// 15.3 / 15.1 µs against 24.1 / 29.0 for the split-k form; 512x512 r8 13.5 / 13.8 against
 /// 20.5 / 24.0; 256x4096 r16 24.3 / 22.5 against 30.2 / 29.3 tiled; 512x4096 28.3 / 26.3
 /// against 34.4 / 31.6 tiled), the tiled form ([`tiled_variant`]) above. From `cargo xtask
-/// tune` on an H200, rows x 4096 r16 -> 4096 with base, f16 / f32, the best of each form in
-/// one run: 640 rows tiled 36.1 / 39.8 µs against skinny 37.1 / 46.7 and the one-dispatch
-/// form 144.7 / 75.6; 1024 rows 38.1 / 44.5 against 43.9 / 49.5 and 98.2 / 51.8; 1536 rows
-/// 53.2 / 61.1 against 77.4 / 89.1 and 178.1 / 93.7; 4096 rows 114.1 against 350 (f16, an
-/// earlier run). The one-dispatch and split-k forms ([`variant`], [`Kind::Down`]) can be forced.
+/// tune` on an H200, rows x 4096 r16 -> 4096 with base, f16 / f32, in one run: 640 rows,
+/// the best tiled variant 36.1 / 39.8 µs, the best skinny 37.1 / 46.7, the best one-dispatch
+/// or split-k 73.8 / 48.8 ([`variant`], the earlier rule's pick: 144.7 / 75.6); 1024 rows
+/// 38.1 / 44.5, 43.9 / 49.5, 90.5 / 51.8; 1536 rows 53.2 / 61.1, 62.2 / 71.9, 127.4 / 84.3;
+/// 4096 rows f16 114.1 tiled against 350 one-dispatch (an earlier run). The one-dispatch and
+/// split-k forms ([`variant`], [`Kind::Down`]) can be forced.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
