@@ -100,10 +100,16 @@ fn xa_part(m0: u32, jb: u32, sgid: u32, nsg: u32) -> coop_mat16x16<f32, C> {
     return c;
 }
 
+// Index in base8 / y8 of halves 8q .. 8q + 8 (row q / 2, columns 8 (q % 2) ..) of the 16 x 16
+// output tile of rows m0 .. m0 + 16 at column tile ct.
+fn word8(m0: u32, ct: u32, q: u32) -> u32 {
+    return ((m0 + q / 2u) * p.n_out + ct * 16u + (q % 2u) * 8u) / 8u;
+}
+
 // Halves 8q .. 8q + 8 of the 16 x 16 output tile at column tile ct: what they start from (by
 // MODE), as packed words.
 fn start_at(m0: u32, ct: u32, q: u32) -> vec4<u32> {
-    let i = ((m0 + q / 2u) * p.n_out + ct * 16u + (q % 2u) * 8u) / 8u;
+    let i = word8(m0, ct, q);
     if (mode() == 1u) {
         return base8[i];
     }
@@ -213,7 +219,6 @@ fn put_tile(m0: u32, ct: u32, w0: vec4<u32>, e0: u32, lane: u32, sg: u32) {
         let e = e0 + q * 8u;
         let lo = unpack8(w, true) + vec4<f32>(stage[e], stage[e + 1u], stage[e + 2u], stage[e + 3u]);
         let hi = unpack8(w, false) + vec4<f32>(stage[e + 4u], stage[e + 5u], stage[e + 6u], stage[e + 7u]);
-        let i = ((m0 + q / 2u) * p.n_out + ct * 16u + (q % 2u) * 8u) / 8u;
-        y8[i] = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+        y8[word8(m0, ct, q)] = vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
     }
 }

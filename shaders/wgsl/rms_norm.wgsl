@@ -190,12 +190,17 @@ fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
     return w;
 }
 
+// The f16 h as stored, packed. `zero` (0 at run time, an immediate) keeps the compiler from
+// folding a later unpack of these bits back into a: NVIDIA's driver 580 did, and y came out as
+// the norm of the unrounded sum.
+fn pack_h(a: vec4<f32>) -> vec2<u32> {
+    return pack4(a) | vec2<u32>(p.zero);
+}
+
 // h as stored: y is the norm of the h the caller gets back, rounded to f16 for f16.
-// `zero` (0 at run time, an immediate) keeps the compiler from folding unpack(pack(a)) into a:
-// NVIDIA's driver 580 did, and y came out as the norm of the unrounded sum.
 fn round_sum(f16: bool, a: vec4<f32>) -> vec4<f32> {
     if (f16) {
-        return unpack4(pack4(a) | vec2<u32>(p.zero));
+        return unpack4(pack_h(a));
     }
     return a;
 }
@@ -369,7 +374,7 @@ fn rms_persist(add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u32) {
     while (r < p.rows) {
         for (var i = 0u; i < K; i++) {
             if (add) {
-                cur[i] = pack4(unpack4(nx[i]) + unpack4(nr[i])) | vec2<u32>(p.zero); // as round_sum
+                cur[i] = pack_h(unpack4(nx[i]) + unpack4(nr[i]));
             } else {
                 cur[i] = nx[i];
             }

@@ -353,6 +353,7 @@ impl Fused<'_> {
                     Backend::Wgsl => v.describe(),
                 }
             }
+            // The row ops share one variant rule (kernels::wgsl_row_variant).
             _ => softmax::variant_for(self.ctx, &t[0]).describe(),
         }
     }
