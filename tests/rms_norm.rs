@@ -184,30 +184,33 @@ fn rms_norm_f16_persistent_rows() {
 
 #[test]
 fn add_rms_norm_f16_y_is_the_norm_of_the_rounded_h() {
-    // f16 add + RMSNorm: y is the norm of h as stored (x + r rounded to f16), in every variant:
-    // within f16's own rounding of y (2^-11 relative) of the reference computed from the
-    // rounded h. The norm of the unrounded sum differs from it by up to twice that.
+    // f16 add + RMSNorm: y is the norm of h as stored (x + r rounded to f16), in every variant
+    // and on every kernel set: within f16's own rounding of y (2^-11 relative) of the reference
+    // computed from the rounded h. The norm of the unrounded sum differs from it by up to twice
+    // that.
     use wgfuse::kernels::{rms_norm::Args, Kind, Variant};
-    let ctx = ctx(false);
     let dtype = DType::F16;
     let (rows, n) = (64usize, 4096usize);
-    let mut r = rng("rounded h");
     let shape = [rows, n];
-    let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
-    let (res, rs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
-    let (w, ws) = upload(&ctx, &random(&mut r, n, 2.0), &[n], dtype);
-    let hs = round(&xs.iter().zip(&rs).map(|(a, b)| a + b).collect::<Vec<_>>(), dtype);
-    let want = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), hs).unwrap().view(), Some(&ws), 1e-5);
-    let variants = [
-        None,
+    let forced = [
         Some(Variant { kind: Kind::Reg, wg: 1024, threads: 1024, chunks: 1, mode: 0 }),
         Some(Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }),
         Some(Variant { kind: Kind::Persist, wg: 1024, threads: 1024, chunks: 1, mode: 0 }),
     ];
-    for v in variants {
-        let (y, h) = (poisoned(&ctx, &shape, dtype), poisoned(&ctx, &shape, dtype));
-        ctx.rms_norm_with(&Args { x: &x, weight: Some(&w), residual: Some(&res), y: &y, h: Some(&h), eps: 1e-5, variant: v }).unwrap();
-        let what = v.map_or("default".to_string(), |v| v.describe());
-        assert_close(&download(&y), want.as_slice().unwrap(), 1e-6, 5.0e-4, &what);
+    for (name, ctx) in contexts() {
+        let mut r = rng("rounded h");
+        let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+        let (res, rs) = upload(&ctx, &random(&mut r, rows * n, 3.0), &shape, dtype);
+        let (w, ws) = upload(&ctx, &random(&mut r, n, 2.0), &[n], dtype);
+        let hs = round(&xs.iter().zip(&rs).map(|(a, b)| a + b).collect::<Vec<_>>(), dtype);
+        let want = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.to_vec(), hs).unwrap().view(), Some(&ws), 1e-5);
+        // The native kernels have their own forms; their default pick runs here.
+        let variants: &[Option<Variant>] = if name == "native" { &[None] } else { &[None, forced[0], forced[1], forced[2]] };
+        for &v in variants {
+            let (y, h) = (poisoned(&ctx, &shape, dtype), poisoned(&ctx, &shape, dtype));
+            ctx.rms_norm_with(&Args { x: &x, weight: Some(&w), residual: Some(&res), y: &y, h: Some(&h), eps: 1e-5, variant: v }).unwrap();
+            let what = format!("{name} {}", v.map_or("default".to_string(), |v| v.describe()));
+            assert_close(&download(&y), want.as_slice().unwrap(), 1e-6, 5.0e-4, &what);
+        }
     }
 }

@@ -24,7 +24,7 @@ STORER(y)
 // The row's input: x + residual rounded to the storage type (written to h), or x.
 vec4 input_chunk(uint e0, uint c) {
 #ifdef ADD
-    vec4 v = vec4(ST4(x_ld(e0, c, 0.0) + r_ld(e0, c, 0.0)));
+    vec4 v = round_st(x_ld(e0, c, 0.0) + r_ld(e0, c, 0.0));
     h_st(e0, c, v);
     return v;
 #else

@@ -30,7 +30,8 @@
 layout(local_size_x = WG) in;
 
 // Immediates (push constants), 32 bytes: rows, row length, eps (RMSNorm), rows per workgroup
-// (SUB), whether rows start on a 4-element boundary, weight present (RMSNorm).
+// (SUB), whether rows start on a 4-element boundary, weight present (RMSNorm), and a word
+// that is always 0 (see `round_st`).
 layout(push_constant) uniform Params {
     uint rows;
     uint n;
@@ -38,9 +39,18 @@ layout(push_constant) uniform Params {
     uint rpg;
     uint aligned;
     uint weight;
-    uint pad0;
+    uint zero;
     uint pad1;
 } p;
+
+// v rounded to the storage type. For f16 the round trip goes through the packed words, or-ed
+// with `p.zero`: without it, NVIDIA's driver folded f32 -> f16 -> f32 away (add + RMSNorm then
+// normalised the unrounded sum, not h as stored).
+#ifdef F16
+vec4 round_st(vec4 v) { return UNPACK(PACK(v) | uvec2(p.zero)); }
+#else
+vec4 round_st(vec4 v) { return v; }
+#endif
 
 #define NEG_INF uintBitsToFloat(0xff800000u)
 

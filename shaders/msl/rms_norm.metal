@@ -7,7 +7,7 @@
 template <typename T, bool ADD>
 inline float4 rms_input(device const T* x, device const T* r, device T* h, constant RowParams& p, uint e0, uint c) {
     if (ADD) {
-        float4 v = float4(vec<T, 4>(load_chunk(x, p, e0, c, 0.0f) + load_chunk(r, p, e0, c, 0.0f)));
+        float4 v = round_st<T>(load_chunk(x, p, e0, c, 0.0f) + load_chunk(r, p, e0, c, 0.0f), p.zero);
         store_chunk(h, p, e0, c, v);
         return v;
     }

@@ -8,7 +8,8 @@
 using namespace metal;
 
 // Immediates, 32 bytes: rows, row length, eps (RMSNorm), rows per threadgroup (SUB), whether
-// rows start on a 4-element boundary, weight present (RMSNorm).
+// rows start on a 4-element boundary, weight present (RMSNorm), and a word that is always 0
+// (see `round_st`).
 struct RowParams {
     uint rows;
     uint n;
@@ -16,9 +17,21 @@ struct RowParams {
     uint rpg;
     uint aligned;
     uint weight;
-    uint pad0;
+    uint zero;
     uint pad1;
 };
+
+// v rounded to T. For half the round trip goes through the packed words, or-ed with `zero`
+// (0 at run time), so that no compiler can fold float -> half -> float away.
+template <typename T>
+inline float4 round_st(float4 v, uint zero) {
+    return v;
+}
+
+template <>
+inline float4 round_st<half>(float4 v, uint zero) {
+    return float4(as_type<half4>(as_type<uint2>(half4(v)) | uint2(zero)));
+}
 
 // Where a thread is: threadgroup index (over a 2-D grid), thread, simdgroup lane and index.
 struct Ids {

@@ -376,6 +376,7 @@ pub(crate) fn native_row_plan(
 /// ```
 pub fn native_row_launch(rows: usize, n: usize, v: &Variant, min_subgroup: u32) -> ([u32; 8], u64) {
     let rpg = if v.kind == Kind::Reg && v.threads == 0 { (256 / min_subgroup.max(1)).max(1) } else { 1 };
+    // params[6] stays 0: `zero` in rows.glsl / rows.h.metal, which keeps h's f16 rounding in y.
     ([rows as u32, n as u32, 0, rpg, u32::from(n % 4 == 0), 0, 0, 0], (rows as u64).div_ceil(rpg as u64))
 }
 
