@@ -1126,86 +1126,12 @@ fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) {
     }
 }
 
-// One 32-bit word of chunk c of buffer `which` (0 x, 1 A, 2 B, 3 base, 4 y).
-fn word_at(f16: bool, which: u32, c: u32) -> u32 {
-    if (f16) {
-        switch which {
-            case 0u: { return x16[c].x; }
-            case 1u: { return a16[c].x; }
-            case 2u: { return b16[c].x; }
-            case 3u: { return base16[c].x; }
-            default: { return y16[c].x; }
-        }
-    }
-    switch which {
-        case 0u: { return bitcast<u32>(x32[c].x); }
-        case 1u: { return bitcast<u32>(a32[c].x); }
-        case 2u: { return bitcast<u32>(b32[c].x); }
-        case 3u: { return bitcast<u32>(base32[c].x); }
-        default: { return bitcast<u32>(y32[c].x); }
-    }
-}
-
-// One word of each 128-byte line in `rows` rows (`stride` chunks apart, from chunk `first`) of
-// `len` chunks each, read by threads i0, i0 + WG, ... (i0 = lid - the lines of the regions
-// before), xor-ed into acc.
-fn touch_rows(f16: bool, which: u32, first: u32, len: u32, stride: u32, rows: u32, i0: i32, acc: ptr<function, u32>) -> i32 {
-    let per_line = select(8u, 16u, f16); // chunks of 4 elements a line
-    let lines = (len + per_line - 1u) / per_line;
-    let n = i32(lines * rows);
-    for (var i = i0; i < n; i += i32(WG)) {
-        if (i >= 0) {
-            let row = u32(i) / lines;
-            let c = min(u32(i) % lines * per_line, len - 1u);
-            *acc ^= word_at(f16, which, first + row * stride + c);
-        }
-    }
-    return i0 - n;
-}
-
-// The lines the tile reads after its first trip over x and A (A's and x's rows past the k of
-// that trip; B's rows at the column block; base, or y for MODE 2, at the block): one word of
-// each, loaded at the start and used only at the end, so that the later phases find their
-// lines in the L2 cache (and their pages mapped) instead of waiting for them there. Measured
-// on the H200 (`lib_decode.py` probes, cold L2): decoding took 15.3 µs, its x·A alone 11.9,
-// its t·B alone 10.6, an empty grid 6.5: each phase waited for memory on its own.
-fn sk_touch(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) -> u32 {
-    var acc = 0u;
-    if (!all_aligned()) {
-        return acc;
-    }
-    let kc = p.k_in / 4u;
-    let rq = p.rank / 4u;
-    let chunks_out = p.n_out / 4u;
-    let c_first = min(cblock * p.per_pass, chunks_out);
-    let ncols = min(p.per_pass, chunks_out - c_first);
-    var i = i32(lid);
-    if (mode() != 3u) {
-        // sk_xa's first trip covers k below 8 * WG / QP.
-        let k_done = min(p.k_in, 8u * (WG / sk_qp()));
-        if (k_done < p.k_in) {
-            i = touch_rows(f16, 1u, k_done * rq, (p.k_in - k_done) * rq, 0u, 1u, i, &acc);
-            i = touch_rows(f16, 0u, m0 * kc + k_done / 4u, kc - k_done / 4u, kc, nrow, i, &acc);
-        }
-    }
-    if (ncols > 0u) {
-        i = touch_rows(f16, 2u, c_first, ncols, chunks_out, p.rank, i, &acc);
-        if (mode() == 1u || mode() == 2u) {
-            i = touch_rows(f16, select(4u, 3u, mode() == 1u), m0 * chunks_out + c_first, ncols, chunks_out, nrow, i, &acc);
-        }
-    }
-    return acc;
-}
-
 fn skinny(f16: bool, g: u32, lid: u32, sg: u32) {
     let m0 = (g / p.col_blocks) * K;
     let nrow = min(K, p.rows - m0);
-    // p.slices is 0 in the skinny form: `zero` is 0 at run time, but it depends on the touch
-    // loads, so the compiler keeps them, and they are in flight over both phases.
-    let zero = sk_touch(f16, m0, nrow, g % p.col_blocks, lid) * p.slices;
     sk_xa(f16, m0, nrow, lid, sg);
     workgroupBarrier();
-    sk_tb(f16, m0, nrow, g % p.col_blocks + zero, lid);
+    sk_tb(f16, m0, nrow, g % p.col_blocks, lid);
 }
 
 fn skinny_skip(g: u32) -> bool {
