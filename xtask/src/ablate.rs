@@ -1,6 +1,8 @@
 //! `cargo xtask ablate`: variants that leave one stage out, to show what holds the kernels that
 //! miss their targets: LoRA without its first phase (the merge form runs only `t·B`), RMSNorm
 //! without its weight, and small ops chained with and without a dependency between them.
+//! `--floor`: the fixed cost of one timed run. `--buffers`: whether a slow copy is a slow time
+//! on a shared GPU or a slow buffer.
 
 use std::time::Duration;
 
@@ -55,6 +57,35 @@ fn floor(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
     Ok(())
 }
 
+/// Whether a slow copy is a slow time or a slow buffer: 12 pairs of 64 MiB buffers, each
+/// pair's copy timed (interleaved with the others, L2 flushed before each run) in 3 rounds.
+/// A slow time slows every pair of a round; a slow buffer slows the same pair in every round.
+fn buffers(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
+    let n = 16usize << 20; // f32 elements: 64 MiB
+    let pairs: Vec<(Tensor, Tensor)> =
+        (0..12).map(|_| Ok((tensor(ctx, rng, &[n], DType::F32)?, tensor(ctx, rng, &[n], DType::F32)?))).collect::<Res<_>>()?;
+    let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
+    let mut fs: Vec<Box<wgfuse::timing::Recorder<'_>>> = pairs
+        .iter()
+        .map(|(x, y)| Box::new(move |p: &mut wgpu::ComputePass<'_>| wgfuse::kernels::copy::encode(ctx, p, x, y)) as Box<_>)
+        .collect();
+    timer
+        .warm_up(Duration::from_millis(300), |p| {
+            for f in fs.iter_mut() {
+                f(p)?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    for round in 0..3 {
+        let mut refs: Vec<&mut wgfuse::timing::Recorder<'_>> = fs.iter_mut().map(|f| f.as_mut()).collect();
+        let times = timer.time_interleaved(10, &mut refs).map_err(err)?;
+        let us: Vec<String> = times.iter().map(|t| format!("{:.1}", median(t))).collect();
+        println!("buffers round {round}: copy 64 MiB -> 64 MiB, µs per pair: {}", us.join(" "));
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Res<()> {
     let ctx = Context::new().map_err(err)?;
     println!("{}", ctx.info());
@@ -62,6 +93,9 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
     if args.iter().any(|a| a == "--floor") {
         return floor(&ctx, &mut rng);
+    }
+    if args.iter().any(|a| a == "--buffers") {
+        return buffers(&ctx, &mut rng);
     }
     for dtype in [DType::F32, DType::F16] {
         let (m, k, r, o) = (4096, 4096, 16, 4096);
