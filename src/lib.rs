@@ -16,9 +16,10 @@
 //! ## Two layers
 //! - **Simple:** methods on [`Context`] (`ctx.softmax(&x)`) return new tensors. They are
 //!   recorded lazily into one pending compute pass, which is submitted when data is read
-//!   ([`Tensor::to_vec`]), on [`Context::sync`] / [`Context::flush`], or once
-//!   [`ContextOptions::max_pending_ops`] ops wait. Outputs come from a buffer pool that reuses
-//!   freed buffers of the same size class.
+//!   ([`Tensor::to_vec`]), on [`Context::sync`] / [`Context::flush`], or once a batch is full:
+//!   16 ops after the last wait on the device, each batch twice the last, up to
+//!   [`ContextOptions::max_pending_ops`]. Outputs come from a buffer pool that reuses freed
+//!   buffers of the same size class.
 //! - **Low level:** `kernels::<op>::encode(&ctx, &mut pass, &args)` records into a compute
 //!   pass of the caller's own encoder and never submits or waits. Keep the tensors you pass
 //!   alive until that encoder is submitted: a dropped output goes back to the pool, and the

@@ -255,6 +255,28 @@ fn long_use_keeps_memory_bounded() {
 }
 
 #[test]
+fn batches_start_small_and_double() {
+    // After a wait on the device, the first batch is submitted at 16 ops, then 32, 64, ... up
+    // to max_pending_ops; a sync starts over.
+    let ctx = Context::with_options(ContextOptions { max_pending_ops: 40, ..ContextOptions::default() }).expect("adapter");
+    let x = ctx.tensor(&[0.5f32; 64], &[2, 32]).unwrap();
+    let mut outs = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        ctx.sync().unwrap();
+        for _ in 0..100 {
+            outs.push(ctx.softmax(&x).unwrap());
+            pending.push(ctx.stats().pending_ops);
+        }
+    }
+    let submits: Vec<usize> = pending.iter().enumerate().filter(|(_, &p)| p == 0).map(|(i, _)| i + 1).collect();
+    // 16, 16 + 32, then batches of 40 (the cap); the second round the same, 100 ops later.
+    assert_eq!(submits, vec![16, 48, 88, 116, 148, 188], "{pending:?}");
+    ctx.sync().unwrap();
+    assert!(outs.iter().all(|y| y.to_vec::<f32>().unwrap() == vec![1.0 / 32.0; 64]));
+}
+
+#[test]
 fn pool_limit_frees_buffers() {
     let ctx = Context::with_options(ContextOptions { pool_limit_bytes: 64 << 10, ..ContextOptions::default() }).expect("adapter");
     let outs: Vec<_> = (1..40).map(|i| ctx.softmax(&ctx.tensor(&vec![1.0f32; 512 * i], &[i, 512]).unwrap()).unwrap()).collect();
