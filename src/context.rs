@@ -278,9 +278,10 @@ struct Pending {
 
 /// Ops in the first batch submitted after the device was waited on. Later batches double up to
 /// `max_pending_ops`, so the GPU starts on a long stream of ops while the host records the rest,
-/// and submissions stay few. On the H200 (softmax 128×1024 f32, 1000 ops with one sync), one
-/// batch of 512 first measured 4.8 µs of wall time per op: the GPU sat idle while the first
-/// 512 were recorded.
+/// and submissions stay few. On the H200 (`examples/host_loop.rs`: softmax 128×1024 f32, 1000
+/// ops with one sync, two rounds each in one run): one batch of 512 first, 4.22–4.83 µs of wall
+/// time per op; batches from 16, 3.52–4.66. Each op there waits for the last (they reuse one
+/// pooled output), ~3 µs apiece on the GPU, which bounds both.
 const FIRST_BATCH: usize = 16;
 
 #[derive(Default)]
