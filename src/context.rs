@@ -271,9 +271,9 @@ struct Pending {
     pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     ops: usize,
-    /// Batches submitted since the device was last waited on: each doubles the next one, from
-    /// [`FIRST_BATCH`] ops up to `max_pending_ops`.
-    ramp: u32,
+    /// Ops in the next batch: 0 after a wait on the device ([`FIRST_BATCH`]), then doubled at
+    /// each submission, at most `max_pending_ops`.
+    batch: usize,
 }
 
 /// Ops in the first batch submitted after the device was waited on. Later batches double up to
@@ -930,9 +930,10 @@ impl Context {
         pass.dispatch_workgroups(x, y, 1);
         pending.ops += 1;
         let max = self.inner.options.max_pending_ops.max(1);
-        if pending.ops >= FIRST_BATCH.checked_shl(pending.ramp).unwrap_or(max).min(max) {
+        let batch = pending.batch.clamp(FIRST_BATCH.min(max), max);
+        if pending.ops >= batch {
             self.submit(&mut pending)?;
-            pending.ramp = pending.ramp.saturating_add(1);
+            pending.batch = batch.saturating_mul(2);
         }
         Ok(())
     }
@@ -998,7 +999,7 @@ impl Context {
             .device
             .poll(wgpu::PollType::Wait { submission_index: idx, timeout: None })
             .map_err(|e| Error::Readback(e.to_string()))?;
-        self.inner.pending.lock().ramp = 0;
+        self.inner.pending.lock().batch = 0;
         self.check_alive()
     }
 

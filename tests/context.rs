@@ -272,6 +272,12 @@ fn batches_start_small_and_double() {
     let submits: Vec<usize> = pending.iter().enumerate().filter(|(_, &p)| p == 0).map(|(i, _)| i + 1).collect();
     // 16, 16 + 32, then batches of 40 (the cap); the second round the same, 100 ops later.
     assert_eq!(submits, vec![16, 48, 88, 116, 148, 188], "{pending:?}");
+    // A long stream with no wait keeps batches of the cap (no shift overflowing into tiny ones).
+    for i in 0..100 * 40 {
+        drop(ctx.softmax(&x).unwrap());
+        let p = ctx.stats().pending_ops;
+        assert_eq!(p, (12 + i + 1) % 40, "op {i}: 12 were pending before the stream");
+    }
     ctx.sync().unwrap();
     assert!(outs.iter().all(|y| y.to_vec::<f32>().unwrap() == vec![1.0 / 32.0; 64]));
 }
