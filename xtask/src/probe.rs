@@ -14,6 +14,11 @@
 //! So that a library shader runs unchanged: `// params 4096 4096 0.5 ...` sets the immediates
 //! (words: integers as u32, numbers with a point as f32 bits), and `// constants WG=256,T=256`
 //! the pipeline-overridable constants of every entry point.
+//!
+//! `--half` fills the buffers with f16 values instead (same bytes), for kernels that read f16
+//! inputs; `--dump N` reads back the first N f32 words of `dst` after each entry point and
+//! prints their sum and sum of magnitudes, so that variants of one computation can be checked
+//! against each other.
 
 use std::time::Duration;
 
@@ -33,25 +38,32 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut file = None;
     let mut mib = 64usize;
     let mut checked = false;
+    let mut half = false;
+    let mut dump = 0usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--mib" => mib = it.next().ok_or("--mib needs a value")?.parse().map_err(err)?,
             "--checked" => checked = true,
+            "--half" => half = true,
+            "--dump" => dump = it.next().ok_or("--dump needs a value")?.parse().map_err(err)?,
             f if file.is_none() => file = Some(f.to_string()),
             o => return Err(format!("unknown option {o}")),
         }
     }
-    let file = file.ok_or("usage: cargo xtask probe FILE.wgsl [--mib N] [--checked]")?;
+    let file = file.ok_or("usage: cargo xtask probe FILE.wgsl [--mib N] [--checked] [--half] [--dump N]")?;
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
     let ctx = Context::new().map_err(err)?;
     println!("{}", ctx.info());
+    for c in &ctx.info().cooperative_matrix {
+        println!("cooperative matrix: {}x{}x{} {:?} -> {:?}", c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type);
+    }
     let mut timer = Timer::new(&ctx, 256 << 20).map_err(err)?;
     let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
-    let n = mib << 18;
-    let src = random(&ctx, &mut rng, &[n], DType::F32)?;
-    let dst = random(&ctx, &mut rng, &[n], DType::F32)?;
-    let small = random(&ctx, &mut rng, &[1 << 18], DType::F32)?;
+    let (dtype, n, n_small) = if half { (DType::F16, mib << 19, 1 << 19) } else { (DType::F32, mib << 18, 1 << 18) };
+    let src = random(&ctx, &mut rng, &[n], dtype)?;
+    let dst = random(&ctx, &mut rng, &[n], dtype)?;
+    let small = random(&ctx, &mut rng, &[n_small], dtype)?;
     let device = ctx.device();
     let module = ctx
         .scoped(|| {
@@ -156,6 +168,17 @@ pub fn run(args: &[String]) -> Res<()> {
             moved / (us * 1e3),
             100.0 * copy_us * (moved / bytes) / us
         );
+        if dump > 0 {
+            // The words as f32 whatever the buffer's dtype (two halves a word).
+            let words: Vec<u32> = if half {
+                dst.to_vec::<half::f16>().map_err(err)?.chunks(2).map(|h| h[0].to_bits() as u32 | (h[1].to_bits() as u32) << 16).collect()
+            } else {
+                dst.to_vec::<f32>().map_err(err)?.iter().map(|x| x.to_bits()).collect()
+            };
+            let v: Vec<f64> = words.iter().take(dump).map(|&w| f32::from_bits(w) as f64).collect();
+            let (sum, abs) = v.iter().fold((0.0, 0.0), |(s, a), &x| (s + x, a + x.abs()));
+            println!("  dst[..{}]: sum {sum:.6e}, sum |.| {abs:.6e}, first {:?}", v.len(), &v[..v.len().min(4)]);
+        }
     }
     Ok(())
 }
