@@ -168,19 +168,24 @@ fn lora_merge_every_t_b_variant() {
         let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
         let want = wgfuse::reference::lora_merge(arr(&wv, k_in, out).view(), arr(&av, k_in, rank).view(), arr(&bv, rank, out).view(), 0.5);
         let fit = (64 / rank.div_ceil(4)).min(16) as u32;
-        for blocks in [1u32, 2, 3, 16].into_iter().filter(|&k| k <= fit).chain([fit]) {
-            let v = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: blocks, mode: 0 };
+        for (width, blocks) in
+            [1u32, 2, 3, 16].into_iter().filter(|&k| k <= fit).chain([fit]).flat_map(|k| lora::EXPAND_WIDTHS.map(|w| (w, k)))
+        {
+            let v = Variant { kind: Kind::Expand, wg: 256, threads: width, chunks: blocks, mode: 0 };
             let y = upload(&ctx, &vec![f64::NAN; k_in * out], &[k_in, out], dtype).0;
             let args = lora::Args { x: &a, a: &a, b: &b, base: Some(&w), y: &y, scale: 0.5, mode: lora::Mode::Merge, variant: Some(v) };
             ctx.lora_with(&args).unwrap();
             let (atol, rtol) = tols(dtype, 1, rank);
             assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {}", v.describe()));
         }
-        // One block more than t's tile holds, or the t·B dispatch without the merge: typed errors.
+        // One block more than t's tile holds, a width not offered, or the t·B dispatch without
+        // the merge: typed errors.
         let y = upload(&ctx, &vec![0.0; k_in * out], &[k_in, out], dtype).0;
         let over = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: fit + 1, mode: 0 };
         let args = lora::Args { x: &a, a: &a, b: &b, base: Some(&w), y: &y, scale: 0.5, mode: lora::Mode::Merge, variant: Some(over) };
         assert!(matches!(ctx.lora_with(&args), Err(wgfuse::Error::InvalidArgument { .. })), "{what}: {fit} + 1 blocks");
+        let args = lora::Args { variant: Some(Variant { threads: 32, chunks: 1, ..over }), ..args };
+        assert!(matches!(ctx.lora_with(&args), Err(wgfuse::Error::InvalidArgument { .. })), "{what}: 32 column chunks");
         let x = upload(&ctx, &vec![1.0; k_in * k_in], &[k_in, k_in], dtype).0;
         let args = lora::Args { x: &x, mode: lora::Mode::Base, variant: Some(Variant { chunks: 1, ..over }), ..args };
         assert!(matches!(ctx.lora_with(&args), Err(wgfuse::Error::InvalidArgument { .. })), "{what}: t·B without the merge");

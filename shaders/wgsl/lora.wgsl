@@ -515,11 +515,12 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // turn: the next tile's A and x are loaded before the current one is used, so loads stay in
 // flight over the products, and there is one barrier a tile. A thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
 // over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
-// `tb` (T = 64): y = base + s t B for 16 K rows x 64 column chunks per workgroup: the tile's t
-// (the slices summed, or rows of A for the merge) is staged in `t4` once; thread (group,
-// chunk) keeps B's first 16 ranks at its 4 columns in registers (four mat4x4) and walks rows
-// group, group + 16, ... of the tile, 4 at a time, loading the next 4 rows' base before it
-// uses the current ones. Each output chunk then costs one base load, 4 shared-memory reads
+// `tb` (T = 64, 128 or 256 column chunks): y = base + s t B for 16 K rows x T column chunks per
+// workgroup: the tile's t (the slices summed, or rows of A for the merge) is staged in `t4`
+// once; thread (group, chunk) keeps B's first 16 ranks at its 4 columns in registers (four
+// mat4x4) and walks rows 4 group, 4 group + RB, ... of the tile (RB = 4 WG / T), 4 at a time,
+// loading the next 4 rows' base before it uses the current ones. A wider T reads longer runs
+// of each row (T = 256: 4 KB of f32, 2 KB of f16). Each output chunk then costs one base load, 4 shared-memory reads
 // (broadcast: a subgroup shares its rows) and 4 matrix-vector products.
 
 const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
@@ -818,6 +819,8 @@ fn put_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32, v: vec4<f32>) {
 fn tb(f16: bool, g: u32, lid: u32) {
     let chunks_out = (p.n_out + 3u) / 4u;
     let rt = 16u * K;
+    // Rows between a thread's steps: the row groups (WG / T) times 4 rows.
+    let rb = 4u * (WG / T);
     let m0 = (g / p.col_blocks) * rt;
     let tm = min(rt, p.rows - m0);
     let r = p.rank;
@@ -870,16 +873,16 @@ fn tb(f16: bool, g: u32, lid: u32) {
     }
     workgroupBarrier();
     if (whole) {
-        // Blocks of 16 rows, 4 a thread; the next block's base is loaded before this one is used.
-        for (var m = rg; m < tm; m += 16u) {
+        // Blocks of rb rows, 4 a thread; the next block's base is loaded before this one is used.
+        for (var m = rg; m < tm; m += rb) {
             let c0 = n0;
             let c1 = n1;
             let c2 = n2;
             let c3 = n3;
-            n0 = base_raw(f16, m + 16u, col, m0, tm);
-            n1 = base_raw(f16, m + 17u, col, m0, tm);
-            n2 = base_raw(f16, m + 18u, col, m0, tm);
-            n3 = base_raw(f16, m + 19u, col, m0, tm);
+            n0 = base_raw(f16, m + rb, col, m0, tm);
+            n1 = base_raw(f16, m + rb + 1u, col, m0, tm);
+            n2 = base_raw(f16, m + rb + 2u, col, m0, tm);
+            n3 = base_raw(f16, m + rb + 3u, col, m0, tm);
             put_whole(f16, m, col, m0, tm, tb_row_whole(f16, m, rq, decode(f16, c0), q0, q1, q2, q3, col));
             put_whole(f16, m + 1u, col, m0, tm, tb_row_whole(f16, m + 1u, rq, decode(f16, c1), q0, q1, q2, q3, col));
             put_whole(f16, m + 2u, col, m0, tm, tb_row_whole(f16, m + 2u, rq, decode(f16, c2), q0, q1, q2, q3, col));
@@ -896,7 +899,7 @@ fn tb(f16: bool, g: u32, lid: u32) {
     q1 = b_quad(f16, 4u, col, aligned);
     q2 = b_quad(f16, 8u, col, aligned);
     q3 = b_quad(f16, 12u, col, aligned);
-    for (var m = rg; m < tm; m += 16u) {
+    for (var m = rg; m < tm; m += rb) {
         for (var i = 0u; i < 4u; i++) {
             let v = base_at(f16, m + i, col, nl, aligned, m0, tm);
             finish(f16, m + i, col, nl, aligned, m0, tm, tb_row(f16, m + i, rq, v, q0, q1, q2, q3, col, aligned));

@@ -36,8 +36,9 @@ const TILED_SHARED_BYTES: u32 = 1088 * 16;
 const TILED_LANES: u32 = 32;
 /// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
 const TILED_KT: usize = 128;
-/// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch (`T` of `tb`).
-const EXPAND_CHUNKS: u32 = 64;
+/// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch may take
+/// (`T` of `tb`); [`expand_chunks`] picks one.
+pub const EXPAND_WIDTHS: [u32; 3] = [64, 128, 256];
 /// Workgroup memory of the skinny form: `sk_part` and `sk_t` in lora.wgsl.
 const SKINNY_SHARED_BYTES: u32 = (1024 + 128) * 16;
 /// Rows up to which LoRA runs the skinny form.
@@ -319,10 +320,10 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
         Kind::Expand if !merge => {
             return Err(Error::InvalidArgument { op: OP, what: "the t·B dispatch alone (Kind::Expand) runs only the merge".into() });
         }
-        Kind::Expand if v.threads != EXPAND_CHUNKS || v.wg != WG || !(1..=fit).contains(&v.chunks) => {
+        Kind::Expand if !EXPAND_WIDTHS.contains(&v.threads) || v.wg != WG || !(1..=fit).contains(&v.chunks) => {
             return Err(Error::InvalidArgument {
                 op: OP,
-                what: format!("t·B variant {v:?}: column chunks (threads) must be {EXPAND_CHUNKS}, 16-row blocks (chunks) 1 to {fit} at rank {rank}, {WG} threads"),
+                what: format!("t·B variant {v:?}: column chunks (threads) must be one of {EXPAND_WIDTHS:?}, 16-row blocks (chunks) 1 to {fit} at rank {rank}, {WG} threads"),
             });
         }
         Kind::Expand => v.chunks,
@@ -336,6 +337,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
         }
         _ => expand_blocks(rows, rank, out),
     };
+    let width = if v.kind == Kind::Expand { v.threads } else { expand_chunks(out) };
     check_shared(ctx, TILED_SHARED_BYTES, "workgroup memory the tiled form needs")?;
     let r4 = rank.div_ceil(4) * 4;
     let tiles = tiles_of(rows, 4 * (WG / v.threads));
@@ -347,11 +349,11 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
         per_slice *= 2;
         slices = k_tiles.div_ceil(per_slice);
     }
-    let col_blocks = (out.div_ceil(4) as u64).div_ceil(EXPAND_CHUNKS as u64);
+    let col_blocks = (out.div_ceil(4) as u64).div_ceil(width as u64);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, slices as u32];
     let key = |variant| PipelineKey { op: Op::Lora, variant, dtype, backend: ctx.backend() };
     let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: per_slice as u32, mode: v.mode });
-    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: EXPAND_CHUNKS, chunks: blocks, mode: v.mode });
+    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: width, chunks: blocks, mode: v.mode });
     let expand_groups = (rows as u64).div_ceil(16 * blocks as u64) * col_blocks;
     let steps = if merge { vec![(expand, expand_groups)] } else { vec![(project, tiles * slices), (expand, expand_groups)] };
     // The merge's second dispatch reads A, not scratch, but its entry point still binds one.
@@ -395,21 +397,39 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
     Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
 }
 
+/// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch takes: 256
+/// (1024 columns) when `out` has that many, 64 below, so that small outputs keep their threads
+/// busy. A wider slab reads longer runs of each row: on an H200 (t·B alone, 4096 x 4096 r16,
+/// about 256 workgroups each, one call) f32 / f16 took 52.9 / 38.5 µs at 256 chunks and 4
+/// blocks, 54.9 / 40.2 at 128 and 8, and 59.6 / 44.3 at 64 and 16.
+///
+/// ```
+/// use wgfuse::kernels::lora::expand_chunks;
+/// assert_eq!((expand_chunks(4096), expand_chunks(1024), expand_chunks(512)), (256, 256, 64));
+/// ```
+pub fn expand_chunks(out: usize) -> u32 {
+    if out.div_ceil(4) >= 256 {
+        256
+    } else {
+        64
+    }
+}
+
 /// 16-row blocks a workgroup of the tiled form's second dispatch (`t·B`, `K` of `tb` in
 /// lora.wgsl) takes: a power of two that keeps about 256 workgroups (each loads its B columns
 /// once into registers and walks its rows), at most 16 and at most what t's tile in shared
-/// memory holds at this rank.
+/// memory holds at this rank. The workgroups are [`expand_chunks`] column chunks wide.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::lora::expand_blocks;
-/// assert_eq!(expand_blocks(4096, 16, 4096), 16); // 16 row tiles of 256 x 16 column blocks
+/// assert_eq!(expand_blocks(4096, 16, 4096), 4); // 64 row tiles of 64 x 4 column blocks
 /// assert_eq!(expand_blocks(4096, 128, 4096), 2); // t's tile: 32 rows x 128 ranks
 /// assert_eq!(expand_blocks(512, 8, 512), 1);
 /// # Ok(()) }
 /// ```
 pub fn expand_blocks(rows: usize, rank: usize, out: usize) -> u32 {
-    let groups = tiles_of(rows, 16) * (out.div_ceil(4) as u64).div_ceil(EXPAND_CHUNKS as u64);
+    let groups = tiles_of(rows, 16) * (out.div_ceil(4) as u64).div_ceil(expand_chunks(out) as u64);
     let k = (groups / 256).clamp(1, expand_fit(rank) as u64);
     1 << (63 - k.leading_zeros())
 }

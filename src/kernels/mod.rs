@@ -108,7 +108,9 @@ pub enum Kind {
     /// a row group, 32; `chunks`: k tiles of 128 a slice, 1..=256), then
     /// [`Kind::Expand`].
     Project,
-    /// Second dispatch of the tiled form: `y = base + s·t·B`, 16 rows a workgroup.
+    /// Second dispatch of the tiled form: `y = base + s·t·B` (`threads`: column chunks a
+    /// workgroup, one of [`lora::EXPAND_WIDTHS`](crate::kernels::lora::EXPAND_WIDTHS);
+    /// `chunks`: 16-row blocks a workgroup).
     Expand,
     /// Row ops (softmax, RMSNorm, add + RMSNorm) in f16 over aligned rows, one row a
     /// workgroup (`wg` = `threads`, `chunks` a thread), persistent: [`PERSIST_GROUPS`] workgroups walk the rows, each loading its next

@@ -139,13 +139,16 @@ pub fn run(args: &[String]) -> Res<()> {
                             if (Variant { mode: 1, ..v }) == (Variant { mode: 1, ..pick }) { "  <- rule" } else { "" }
                         );
                     }
-                    // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per number of
-                    // 16-row blocks a workgroup; its bound is the copy of W.
+                    // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per width
+                    // (column chunks) and number of 16-row blocks a workgroup; its bound is the
+                    // copy of W.
                     let t_rows = tensor(&ctx, &mut rng, &[m, r], dtype)?;
                     let merge_bound = copy_time(&ctx, &mut timer, warm, (2 * m * o * dtype.size()) as u64)?;
                     let fit = lora::expand_fit(r);
-                    for blocks in [1u32, 2, 4, 8, 16].into_iter().filter(|&k| k <= fit) {
-                        let v = Variant { kind: Kind::Expand, wg: 256, threads: 64, chunks: blocks, mode: 3 };
+                    for (width, blocks) in
+                        [1u32, 2, 4, 8, 16].into_iter().filter(|&k| k <= fit).flat_map(|k| lora::EXPAND_WIDTHS.map(|w| (w, k)))
+                    {
+                        let v = Variant { kind: Kind::Expand, wg: 256, threads: width, chunks: blocks, mode: 3 };
                         let args = lora::Args {
                             x: &t_rows,
                             a: &t_rows,
