@@ -520,8 +520,9 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // once; thread (group, chunk) keeps B's first 16 ranks at its 4 columns in registers (four
 // mat4x4) and walks rows 4 group, 4 group + RB, ... of the tile (RB = 4 WG / T), 4 at a time,
 // loading the next 4 rows' base before it uses the current ones. A wider T reads longer runs
-// of each row (T = 256: 4 KB of f32, 2 KB of f16). Each output chunk then costs one base load, 4 shared-memory reads
-// (broadcast: a subgroup shares its rows) and 4 matrix-vector products.
+// of each row (T = 256: 4 KB of f32, 2 KB of f16). Each output chunk then costs one base
+// load, 4 shared-memory reads (broadcast: a subgroup shares its rows) and 4 matrix-vector
+// products.
 
 const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
 const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding

@@ -423,7 +423,7 @@ pub fn expand_chunks(out: usize) -> u32 {
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::lora::expand_blocks;
-/// assert_eq!(expand_blocks(4096, 16, 4096), 4); // 64 row tiles of 64 x 4 column blocks
+/// assert_eq!(expand_blocks(4096, 16, 4096), 4); // 64 tiles of 64 rows x 4 column blocks
 /// assert_eq!(expand_blocks(4096, 128, 4096), 2); // t's tile: 32 rows x 128 ranks
 /// assert_eq!(expand_blocks(512, 8, 512), 1);
 /// # Ok(()) }
