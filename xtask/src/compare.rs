@@ -4,6 +4,9 @@
 //! Every GPU number is the median of timestamp-query runs, after ≥ 200 ms of warm-up of the
 //! same work, with the L2 flushed (256 MiB overwritten) before each run. The bound of a row
 //! is a copy kernel over the same number of bytes, timed the same way in the same run.
+//! On a shared GPU a case whose copy ran under 60% of the fastest copy of the run (a slow
+//! phase) is measured again, up to `--retries` times (2), keeping the attempt whose copy ran
+//! fastest; the report names those cases.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -74,11 +77,12 @@ struct Opts {
     backends: Vec<Backend>,
     host: bool,
     lead_in: bool,
+    retries: usize,
 }
 
 const HELP: &str = "cargo xtask compare-backends [--ops softmax,rms_norm,add_rms_norm,lora] [--dtypes f32,f16]
     [--shapes 4096x4096,1x4096x16x4096] [--quick] [--json FILE] [--plot FILE.svg] [--runs N]
-    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host] [--lead-in]";
+    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host] [--lead-in] [--retries N]";
 
 impl Opts {
     fn parse(args: &[String]) -> Res<Opts> {
@@ -95,6 +99,7 @@ impl Opts {
             backends: vec![Backend::Wgsl, Backend::Native],
             host: true,
             lead_in: false,
+            retries: 2,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -127,6 +132,7 @@ impl Opts {
                 "--flush-mb" => o.flush_mb = val()?.parse().map_err(err)?,
                 "--no-host" => o.host = false,
                 "--lead-in" => o.lead_in = true,
+                "--retries" => o.retries = val()?.parse().map_err(err)?,
                 "--backends" => {
                     o.backends = val()?
                         .split(',')
@@ -174,6 +180,8 @@ struct Row {
     bound_us: Option<f64>,
     max_err: Option<f64>,
     speedup: Option<f64>,
+    /// How many times the case was measured (more than once when its copy ran in a slow phase).
+    attempts: usize,
 }
 
 impl Row {
@@ -440,106 +448,48 @@ pub fn run(args: &[String]) -> Res<()> {
     }
     let bar = indicatif::ProgressBar::new(cases.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").map_err(err)?);
-    let mut rows: Vec<Row> = Vec::new();
     // The headline bound: one copy over 1 GiB (64 MiB in quick mode).
     let big = if o.quick { 64u64 << 20 } else { 1u64 << 30 };
     bar.set_message("copy headline");
-    let big_us = copy_bound(&ctx, &mut timer, &o, 2 * big)?;
+    let mut big_us = copy_bound(&ctx, &mut timer, &o, 2 * big)?;
+    let mut results: Vec<Vec<Row>> = Vec::with_capacity(cases.len());
     for (i, (op, dtype, s)) in cases.iter().enumerate() {
-        let (op, dtype) = (*op, *dtype);
-        bar.set_message(format!("{} {} {}", op.name(), dtype.name(), shape_str(s)));
-        let inp = make_inputs(&ctx, op, s, dtype, 1000 + i as u64)?;
-        let idx = sample_rows(s[0], inp.host[0].len());
-        let (s_ref, h_ref) = sampled(op, s, &inp.host, &idx);
-        let t0 = Instant::now();
-        let want = reference(op, &s_ref, &h_ref);
-        let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
-        let cpu_what =
-            if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
-        let bytes = wgfuse::kernels::bytes_moved(op.op(), s, dtype);
-        let shape = shape_str(s);
-        // Every GPU candidate of the case, timed interleaved with the copy of the same bytes:
-        // the copy and the kernels share clocks and neighbours, so their ratio is trustworthy.
-        let (cx, cy) = copy_tensors(&ctx, bytes)?;
-        let plan = if dtype == DType::F32 { Some(unfused_plan(&ctx, op, &inp).map_err(err)?) } else { None };
-        let mut fused = Vec::new();
-        for (name, c) in [("wgsl", Some(&ctx)), ("native", native.as_ref())] {
-            let Some(c) = c else { continue };
-            let inp_c = if std::ptr::eq(c, &ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
-            fused.push((name, c, inp_c));
-        }
-        let mut errors = Vec::new();
-        if let Some(p) = &plan {
-            p.record(&ctx).map_err(err)?;
-            errors.push(max_err(p.outputs(), &want, &idx)?);
-        }
-        let mut runners = Vec::new();
-        for (_, c, inp_c) in &fused {
-            let inp_ref = inp_c.as_ref().unwrap_or(&inp);
-            let out = fused_outputs(c, op, inp_ref)?;
-            errors.push(max_err(&out, &want, &idx)?);
-            runners.push(Fused { op, ctx: c, inp: inp_ref, out });
-        }
-        let mut copy_f = |pass: &mut wgpu::ComputePass<'_>| copy::encode(&ctx, pass, &cx, &cy);
-        let mut unfused_f = |pass: &mut wgpu::ComputePass<'_>| match &plan {
-            Some(p) => p.encode(&ctx, pass),
-            None => Ok(()),
-        };
-        let mut fused_fs: Vec<Box<Recorder<'_>>> =
-            runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
-        let mut fs: Vec<&mut Recorder<'_>> = vec![&mut copy_f];
-        if plan.is_some() {
-            fs.push(&mut unfused_f);
-        }
-        for f in fused_fs.iter_mut() {
-            fs.push(f.as_mut());
-        }
-        timer
-            .warm_up(o.warmup, |pass| {
-                for f in fs.iter_mut() {
-                    f(pass)?;
-                }
-                Ok(())
-            })
-            .map_err(err)?;
-        let times = timer.time_interleaved(o.runs, &mut fs).map_err(err)?;
-        let med: Vec<f64> = times.iter().map(|t| median(t)).collect();
-        let bound = med[0];
-        let mk = |backend: &str, variant: String, us: f64, bound_us: Option<f64>, max_err: Option<f64>| Row {
-            op: op.name(),
-            dtype,
-            shape: shape.clone(),
-            backend: backend.to_string(),
-            variant,
-            us,
-            bytes,
-            bound_us,
-            max_err,
-            speedup: None,
-        };
-        rows.push(mk("copy", "bound".into(), bound, Some(bound), None));
-        let mut at = 1;
-        let mut unfused_us = None;
-        if let Some(p) = &plan {
-            rows.push(mk("unfused", format!("{} dispatches", p.dispatches()), med[1], Some(bound), Some(errors[0])));
-            unfused_us = Some(med[1]);
-            at = 2;
-        }
-        let e0 = usize::from(plan.is_some());
-        for (j, ((name, _, _), f)) in fused.iter().zip(&runners).enumerate() {
-            let us = med[at + j];
-            let mut r = mk(name, f.variant(), us, Some(bound), Some(errors[e0 + j]));
-            r.speedup = unfused_us.map(|u| u / us);
-            rows.push(r);
-        }
-        if idx.len() == s[0] {
-            rows.push(mk("cpu", cpu_what, cpu_us, None, Some(0.0)));
-        } else {
-            // Time of the sampled rows only: not comparable, so not in the table's GB/s.
-            bar.println(format!("{} {} {}: {cpu_what} took {:.0} µs", op.name(), dtype.name(), shape, cpu_us));
-        }
+        results.push(run_case(&ctx, native.as_ref(), &mut timer, &o, &bar, i, *op, *dtype, s)?);
         bar.inc(1);
     }
+    // The GPU is shared: in a slow phase a copy runs at a fraction of its speed, and with it
+    // every kernel timed interleaved with it. The ratios to the copy hold, the times do not.
+    // Cases whose copy ran under SLOW of the fastest copy seen (and the headline, if it ran
+    // slower than a row's copy) are measured again, keeping the attempt with the fastest copy.
+    for _ in 0..o.retries {
+        let fastest = results.iter().filter_map(|r| big_copy_gbs(r)).fold(gbs(2 * big, big_us), f64::max);
+        let slow: Vec<usize> = (0..cases.len()).filter(|&i| big_copy_gbs(&results[i]).is_some_and(|g| g < SLOW * fastest)).collect();
+        let headline_slow = gbs(2 * big, big_us) < fastest;
+        if slow.is_empty() && !headline_slow {
+            break;
+        }
+        if headline_slow {
+            note(&bar, format!("headline copy ran at {:.0} GB/s, a row's copy at {fastest:.0}: measured again", gbs(2 * big, big_us)));
+            big_us = big_us.min(copy_bound(&ctx, &mut timer, &o, 2 * big)?);
+        }
+        for i in slow {
+            let (op, dtype, s) = &cases[i];
+            let again = run_case(&ctx, native.as_ref(), &mut timer, &o, &bar, i, *op, *dtype, s)?;
+            let (old, new) = (copy_us(&results[i]), copy_us(&again));
+            let attempts = results[i].first().map_or(1, |r| r.attempts) + 1;
+            note(
+                &bar,
+                format!("{} {} {}: copy ran slow ({old:.1} µs), measured again: {new:.1} µs", op.name(), dtype.name(), shape_str(s)),
+            );
+            if new < old {
+                results[i] = again;
+            }
+            for r in results[i].iter_mut() {
+                r.attempts = attempts;
+            }
+        }
+    }
+    let rows: Vec<Row> = results.into_iter().flatten().collect();
     bar.finish_and_clear();
 
     let mut host_rows = Vec::new();
@@ -558,6 +508,137 @@ pub fn run(args: &[String]) -> Res<()> {
         println!("wrote {path}");
     }
     Ok(())
+}
+
+/// Prints a line above the progress bar (also when the bar is hidden: stdout not a terminal).
+fn note(bar: &indicatif::ProgressBar, line: String) {
+    bar.suspend(|| println!("{line}"));
+}
+
+/// A copy whose GB/s is under this fraction of the fastest in the run ran in a slow phase.
+const SLOW: f64 = 0.6;
+
+fn gbs(bytes: u64, us: f64) -> f64 {
+    bytes as f64 / (us * 1e3)
+}
+
+/// The time of a case's copy (its bound).
+fn copy_us(rows: &[Row]) -> f64 {
+    rows.iter().find(|r| r.backend == "copy").map_or(f64::INFINITY, |r| r.us)
+}
+
+/// GB/s of a case's copy when it moves ≥ 16 MiB (smaller copies are bound by fixed costs).
+fn big_copy_gbs(rows: &[Row]) -> Option<f64> {
+    rows.iter().find(|r| r.backend == "copy" && r.bytes >= 16 << 20).map(|r| r.gbs())
+}
+
+/// One case: inputs, the f64 reference on sampled rows, then the copy of the same bytes, the
+/// unfused baseline and each fused backend timed interleaved. Returns its rows.
+#[allow(clippy::too_many_arguments)]
+fn run_case(
+    ctx: &Context,
+    native: Option<&Context>,
+    timer: &mut Timer,
+    o: &Opts,
+    bar: &indicatif::ProgressBar,
+    i: usize,
+    op: OpName,
+    dtype: DType,
+    s: &[usize],
+) -> Res<Vec<Row>> {
+    let mut rows = Vec::new();
+    bar.set_message(format!("{} {} {}", op.name(), dtype.name(), shape_str(s)));
+    let inp = make_inputs(ctx, op, s, dtype, 1000 + i as u64)?;
+    let idx = sample_rows(s[0], inp.host[0].len());
+    let (s_ref, h_ref) = sampled(op, s, &inp.host, &idx);
+    let t0 = Instant::now();
+    let want = reference(op, &s_ref, &h_ref);
+    let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
+    let cpu_what = if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
+    let bytes = wgfuse::kernels::bytes_moved(op.op(), s, dtype);
+    let shape = shape_str(s);
+    // Every GPU candidate of the case, timed interleaved with the copy of the same bytes:
+    // the copy and the kernels share clocks and neighbours, so their ratio is trustworthy.
+    let (cx, cy) = copy_tensors(ctx, bytes)?;
+    let plan = if dtype == DType::F32 { Some(unfused_plan(ctx, op, &inp).map_err(err)?) } else { None };
+    let mut fused = Vec::new();
+    for (name, c) in [("wgsl", Some(ctx)), ("native", native)] {
+        let Some(c) = c else { continue };
+        let inp_c = if std::ptr::eq(c, ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
+        fused.push((name, c, inp_c));
+    }
+    let mut errors = Vec::new();
+    if let Some(p) = &plan {
+        p.record(ctx).map_err(err)?;
+        errors.push(max_err(p.outputs(), &want, &idx)?);
+    }
+    let mut runners = Vec::new();
+    for (_, c, inp_c) in &fused {
+        let inp_ref = inp_c.as_ref().unwrap_or(&inp);
+        let out = fused_outputs(c, op, inp_ref)?;
+        errors.push(max_err(&out, &want, &idx)?);
+        runners.push(Fused { op, ctx: c, inp: inp_ref, out });
+    }
+    let mut copy_f = |pass: &mut wgpu::ComputePass<'_>| copy::encode(ctx, pass, &cx, &cy);
+    let mut unfused_f = |pass: &mut wgpu::ComputePass<'_>| match &plan {
+        Some(p) => p.encode(ctx, pass),
+        None => Ok(()),
+    };
+    let mut fused_fs: Vec<Box<Recorder<'_>>> =
+        runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
+    let mut fs: Vec<&mut Recorder<'_>> = vec![&mut copy_f];
+    if plan.is_some() {
+        fs.push(&mut unfused_f);
+    }
+    for f in fused_fs.iter_mut() {
+        fs.push(f.as_mut());
+    }
+    timer
+        .warm_up(o.warmup, |pass| {
+            for f in fs.iter_mut() {
+                f(pass)?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    let times = timer.time_interleaved(o.runs, &mut fs).map_err(err)?;
+    let med: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    let bound = med[0];
+    let mk = |backend: &str, variant: String, us: f64, bound_us: Option<f64>, max_err: Option<f64>| Row {
+        op: op.name(),
+        dtype,
+        shape: shape.clone(),
+        backend: backend.to_string(),
+        variant,
+        us,
+        bytes,
+        bound_us,
+        max_err,
+        speedup: None,
+        attempts: 1,
+    };
+    rows.push(mk("copy", "bound".into(), bound, Some(bound), None));
+    let mut at = 1;
+    let mut unfused_us = None;
+    if let Some(p) = &plan {
+        rows.push(mk("unfused", format!("{} dispatches", p.dispatches()), med[1], Some(bound), Some(errors[0])));
+        unfused_us = Some(med[1]);
+        at = 2;
+    }
+    let e0 = usize::from(plan.is_some());
+    for (j, ((name, _, _), f)) in fused.iter().zip(&runners).enumerate() {
+        let us = med[at + j];
+        let mut r = mk(name, f.variant(), us, Some(bound), Some(errors[e0 + j]));
+        r.speedup = unfused_us.map(|u| u / us);
+        rows.push(r);
+    }
+    if idx.len() == s[0] {
+        rows.push(mk("cpu", cpu_what, cpu_us, None, Some(0.0)));
+    } else {
+        // Time of the sampled rows only: not comparable, so not in the table's GB/s.
+        note(bar, format!("{} {} {}: {cpu_what} took {:.0} µs", op.name(), dtype.name(), shape, cpu_us));
+    }
+    Ok(rows)
 }
 
 /// The small-op and host-path numbers: GPU time per chained softmax 128x1024, and the wall
@@ -611,6 +692,14 @@ fn render(ctx: &Context, rows: &[Row], big: u64, big_us: f64, host: &[(String, f
         big_us,
         (2 * big) as f64 / (big_us * 1e3)
     );
+    let again: Vec<String> = rows
+        .iter()
+        .filter(|r| r.backend == "copy" && r.attempts > 1)
+        .map(|r| format!("{} {} {} ({})", r.op, r.dtype.name(), r.shape, r.attempts))
+        .collect();
+    if !again.is_empty() {
+        let _ = writeln!(s, "measured again after a copy ran in a slow phase (attempts; the fastest copy's kept): {}\n", again.join(", "));
+    }
     let _ = writeln!(
         s,
         "| op | dtype | shape | backend | variant | GPU µs | GB/s | % of copy | max err | vs unfused |\n|---|---|---|---|---|---:|---:|---:|---:|---:|"
@@ -646,6 +735,7 @@ fn write_json(path: &str, ctx: &Context, rows: &[Row], big: u64, big_us: f64, ho
                 "op": r.op, "dtype": r.dtype.name(), "shape": r.shape, "backend": r.backend,
                 "variant": r.variant, "gpu_us": r.us, "bytes": r.bytes, "gbs": r.gbs(),
                 "pct_of_copy": r.pct_bound(), "max_err": r.max_err, "speedup_vs_unfused": r.speedup,
+                "attempts": r.attempts,
             })
         })
         .collect();
