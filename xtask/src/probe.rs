@@ -3,7 +3,8 @@
 //! before it goes into a library kernel.
 //!
 //! Bindings: 0 `src` (read, N MiB of random f32, default 64), 1 `dst` (read-write, N MiB),
-//! 2 `small` (read, 1 MiB of random f32); a line `// bind 3:src,4:dst,...` binds those buffers
+//! 2 `small` (read, 1 MiB of random f32), and `src2` / `dst2` (N MiB each, made only when named);
+//! a line `// bind 3:src,4:dst,...` binds those buffers
 //! at other numbers instead (every entry point must use every binding). Each entry point to
 //! time has a line
 //! `// dispatch <entry> <workgroups> [<MiB moved>]` (default: 2 N, src read and dst written);
@@ -64,6 +65,17 @@ pub fn run(args: &[String]) -> Res<()> {
     let src = random(&ctx, &mut rng, &[n], dtype)?;
     let dst = random(&ctx, &mut rng, &[n], dtype)?;
     let small = random(&ctx, &mut rng, &[n_small], dtype)?;
+    // A second pair of N MiB buffers, made only when a `// bind` line names them (add + RMSNorm
+    // reads x and r and writes y and h).
+    let bind_line = text.lines().find_map(|l| l.trim().strip_prefix("// bind ")).unwrap_or("");
+    let second = |name: &str, rng: &mut rand::rngs::SmallRng| -> Res<Option<wgfuse::Tensor>> {
+        if bind_line.split(',').any(|b| b.trim().ends_with(&format!(":{name}"))) {
+            return random(&ctx, rng, &[n], dtype).map(Some);
+        }
+        Ok(None)
+    };
+    let src2 = second("src2", &mut rng)?;
+    let dst2 = second("dst2", &mut rng)?;
     let device = ctx.device();
     let module = ctx
         .scoped(|| {
@@ -84,6 +96,8 @@ pub fn run(args: &[String]) -> Res<()> {
                     "src" => &src,
                     "dst" => &dst,
                     "small" => &small,
+                    "src2" => src2.as_ref().ok_or("src2")?,
+                    "dst2" => dst2.as_ref().ok_or("dst2")?,
                     o => return Err(format!("unknown buffer {o:?}")),
                 };
                 Ok((n.parse::<u32>().map_err(err)?, buf))
