@@ -9,8 +9,8 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{groups_u32, native_row_plan, row_groups, slot, wgsl_row_variant, Op, PipelineKey, Variant};
-use crate::tensor::Tensor;
+use crate::kernels::{groups_u32, native_row_plan, row_groups, slot, wgsl_row_variant, Kind, Op, PipelineKey, Variant};
+use crate::tensor::{DType, Tensor};
 
 const OP: &str = "rms_norm";
 const OP_ADD: &str = "add_rms_norm";
@@ -82,12 +82,39 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_row_variant(a.x.rows(), n, a.x.dtype(), max_inv));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, op)?;
-    variant.mode = crate::kernels::row_mode(u32::from(a.weight.is_some()), n);
+    variant.mode = crate::kernels::row_mode(weight_mode(&variant, a.x.dtype(), a.weight.is_some(), a.residual.is_some()), n);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend() };
     // params[3] stays 0: `zero` in rms_norm.wgsl, which keeps h's f16 rounding in y.
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
+}
+
+/// `MODE` bit of rms_norm.wgsl: add + RMSNorm forms `h·w` before the row's reduction.
+const MODE_WFOLD: u32 = 2;
+
+/// The weight bits of the WGSL kernels' `MODE` (rows.wgsl's `ALIGNED` is added by the caller;
+/// the kernels use these bits only on rows of a multiple of 4), from probes of the library's
+/// kernels on the H200 (`benchmarks/h200-2026-11-25-s21/`, each alternated twice in one call):
+/// - RMSNorm f32 with 512 threads a row or more loads `min(K, 5)` of a thread's weight chunks
+///   before the row's reduction, the rest after it. 4096 x 32000 (1024 threads, 8 chunks):
+///   277 µs with all 8 after, 275 / 274 / 271 / 270 with 2 / 3 / 4 / 5 before, 301 with all 8
+///   (the 64 registers a thread of a 1024-thread workgroup may hold overflow), 258 without a
+///   weight; 4096 x 8192: 73.0 → 72.2 µs. f32 at 256 threads: no change (40.3, 136.3); f16
+///   slower at every shape (4096 x 8192: 41.5 → 50.3 µs), so none there.
+/// - add + RMSNorm with 1024-thread rows forms `h·w` before the reduction, its weight loads
+///   going out right after the stores of h: f32 4096 x 32000 592 → 541 µs (514 without a
+///   weight). At 256 and 512 threads it was 0.3–0.8 µs slower in f32 and level in f16: not
+///   there.
+fn weight_mode(v: &Variant, dtype: DType, weighted: bool, add: bool) -> u32 {
+    if !weighted || v.kind != Kind::Reg {
+        return u32::from(weighted);
+    }
+    if add {
+        return if v.threads >= 1024 { 1 | MODE_WFOLD } else { 1 };
+    }
+    let pre = if dtype == DType::F32 && v.threads >= 512 { v.chunks.min(5) } else { 0 };
+    1 | pre << 8
 }
 
 fn bindings<'a>(a: &Args<'a>, backend: Backend) -> Bindings<'a> {
