@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Writes probes of the library's f16 row kernels as they are and with the register arrays
+sized to the variant's K instead of KMAX (16), the one difference in structure left between
+the library's persistent softmax and the probe that led to it (`rows_gen.py`'s
+`rows16w_persist.wgsl`, whose arrays hold K entries). Writes into the folder given (default
+/tmp/km) and `order.txt`. Each file's second line says how to run it.
+"""
+import os
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/km"
+ROWS = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
+SM = ROWS + open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
+RMS = ROWS + open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
+B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
+B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
+B_ADD = "0:src,1:small,2:src2,3:dst,4:dst2,8:src,9:small,10:src2,11:dst,12:dst2,13:dst,14:dst2"
+KM = "const KMAX: u32 = 16u;"
+os.makedirs(OUT, exist_ok=True)
+order = []
+# name, text, binds, params, (WG, K, MODE), entry, groups, mib, moved
+cases = [
+    ("sm16_persist_32000", SM, B_SM, "4096 32000", (1024, 8, 16), "softmax_f16_persist", 128, 250, 500),
+    ("rms16_persist_32000", RMS, B_RMS, "4096 32000 0.00001", (1024, 8, 17), "rms_norm_f16_persist", 128, 250, 500),
+    ("add16_persist_32000", RMS, B_ADD, "4096 32000 0.00001", (1024, 8, 17), "add_rms_norm_f16_persist", 128, 250, 1000),
+    ("sm16_reg_4096", SM, B_SM, "4096 4096", (256, 4, 16), "softmax_f16_reg", 4096, 32, 64),
+    ("sm16_reg_8192", SM, B_SM, "4096 8192", (512, 4, 16), "softmax_f16_reg", 4096, 64, 128),
+    ("add16_reg_8192", RMS, B_ADD, "4096 8192 0.00001", (512, 4, 17), "add_rms_norm_f16_reg", 4096, 64, 256),
+]
+for name, text, binds, params, (wg, k, mode), entry, groups, mib, moved in cases:
+    assert text.count(KM) == 1
+    for kmax in [16, k]:
+        fname = f"{name}_kmax{kmax}"
+        t = text.replace(KM, f"const KMAX: u32 = {kmax}u;")
+        params8 = (params + " 0 0 0 0 0 0 0 0").split()[:8]
+        with open(os.path.join(OUT, fname + ".wgsl"), "w") as f:
+            f.write(f"// {entry} over {params}, KMAX {kmax}\n// run: --mib {mib} --half\n// params {' '.join(params8)}\n")
+            f.write(f"// constants WG={wg},T={wg},K={k},MODE={mode}\n// bind {binds}\n// dispatch {entry} {groups} {moved}\n")
+            f.write(t)
+        order.append(fname)
+with open(os.path.join(OUT, "order.txt"), "w") as f:
+    f.write("\n".join(order) + "\n")
