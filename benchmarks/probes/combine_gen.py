@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Writes an A/B of rows.wgsl's `combine` (the max / sum step of every row reduction): the
+library's row kernels with rows.wgsl as at commit REV (a branch) and as in the working tree
+(a select), over the shapes of the table where the reductions' share is largest. Usage:
+combine_gen.py REV [FOLDER] (default /tmp/cb); writes `order.txt` too.
+"""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+REV = sys.argv[1]
+OUT = sys.argv[2] if len(sys.argv) > 2 else "/tmp/cb"
+NEW = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
+OLD = subprocess.run(["git", "show", f"{REV}:shaders/wgsl/rows.wgsl"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+SMF = open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
+RMSF = open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
+B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
+B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
+B_ADD = "0:src,1:small,2:src2,3:dst,4:dst2,8:src,9:small,10:src2,11:dst,12:dst2,13:dst,14:dst2"
+os.makedirs(OUT, exist_ok=True)
+order = []
+# name, op file, binds, params, constants, dispatch, run
+cases = [
+    ("sm16_persist_32000", SMF, B_SM, "4096 32000 0 0 0 0 0 0", "WG=1024,T=1024,K=8,MODE=16", "softmax_f16_persist 128", "--mib 250 --half"),
+    ("sm16_reg_4096", SMF, B_SM, "4096 4096 0 0 0 0 0 0", "WG=256,T=256,K=4,MODE=16", "softmax_f16_reg 4096", "--mib 32 --half"),
+    ("sm32_reg_4096", SMF, B_SM, "4096 4096 0 0 0 0 0 0", "WG=256,T=256,K=4,MODE=16", "softmax_f32_reg 4096", "--mib 64"),
+    ("sm32_reg_32000", SMF, B_SM, "4096 32000 0 0 0 0 0 0", "WG=1024,T=1024,K=8,MODE=16", "softmax_f32_reg 4096", "--mib 500"),
+    ("rms16_persist_32000", RMSF, B_RMS, "4096 32000 0.00001 0 0 0 0 0", "WG=1024,T=1024,K=8,MODE=17", "rms_norm_f16_persist 128", "--mib 250 --half"),
+    ("add32_reg_32000", RMSF, B_ADD, "4096 32000 0.00001 0 0 0 0 0", "WG=1024,T=1024,K=8,MODE=19", "add_rms_norm_f32_reg 4096 2000", "--mib 500"),
+]
+for name, opf, binds, params, consts, dispatch, run in cases:
+    for tag, rows in [("branch", OLD), ("select", NEW)]:
+        fname = f"{name}_{tag}"
+        with open(os.path.join(OUT, fname + ".wgsl"), "w") as f:
+            f.write(f"// {name}, combine as a {tag}\n// run: {run}\n// params {params}\n// constants {consts}\n// bind {binds}\n// dispatch {dispatch}\n")
+            f.write(rows + opf)
+        order.append(fname)
+with open(os.path.join(OUT, "order.txt"), "w") as f:
+    f.write("\n".join(order) + "\n")
