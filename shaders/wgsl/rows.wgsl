@@ -69,19 +69,30 @@ fn lane_mask(c: u32, row: Row) -> vec4<bool> {
     return (e >= vec4<u32>(row.start)) & (e < vec4<u32>(row.end));
 }
 
-// A select, not a branch: with a branch here, the persistent f16 softmax over 4096 x 32000
-// took 148.2–149.3 µs on the H200, against 143.5–144.0 with a select (probes in one call).
 fn combine(a: f32, b: f32, is_max: bool) -> f32 {
-    return select(a + b, max(a, b), is_max);
+    if (is_max) {
+        return max(a, b);
+    }
+    return a + b;
 }
 
 // Max (is_max) or sum of v over the T threads of a row: butterfly shuffles inside each
 // subgroup, then the subgroups' results through shared memory, combined by another butterfly
 // (a serial loop over 32 entries cost a 1024-thread row as much as a few of its loads).
+//
+// Rows of 128 threads or more span whole subgroups (no subgroup is wider than 128 lanes), so
+// their first butterfly runs over `sg` lanes, a bound the driver knows when it compiles the
+// pipeline: over min(T, sg) the persistent f16 softmax over 4096 x 32000 took 147.8-148.6 µs
+// on the H200, over sg 142.9-143.0 (probes alternated twice in one call).
 fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
-    let x = butterfly(v, min(T, sg), is_max);
-    if (T <= sg) {
-        return x;
+    var x: f32;
+    if (T >= 128u) {
+        x = butterfly(v, sg, is_max);
+    } else {
+        x = butterfly(v, min(T, sg), is_max);
+        if (T <= sg) {
+            return x;
+        }
     }
     workgroupBarrier();
     if (lid % sg == 0u) {
