@@ -6,6 +6,8 @@ constants fold away for rows of 128 threads or more (T >= 128 >= any subgroup si
 shared-memory path is always right). The persistent f16 softmax with gap_gen.py's probe
 reductions (`red`) is the positive control (143.5-144.0 µs against 148.2-149.3 in call 4).
 Writes into the folder given (default /tmp/er) and `order.txt`.
+Its outputs came from the shaders of `4af29ca`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `4af29ca` to write the same files).
 """
 import os
 import sys

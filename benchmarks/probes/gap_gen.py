@@ -10,6 +10,8 @@ sum of squares. Writes into the folder given (default /tmp/gap) and `order.txt`.
 - `rms32_lib`: the library (5 weight chunks loaded after the sum of squares, before the
   reduction); `rms32_early5` / `rms32_early4`: those loads before the sum of squares, right
   after x's loads go out.
+Its outputs came from the shaders of `bb9d11e`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `bb9d11e` to write the same files).
 """
 import os
 import sys

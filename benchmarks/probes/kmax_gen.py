@@ -4,6 +4,8 @@ sized to the variant's K instead of KMAX (16), the one difference in structure l
 the library's persistent softmax and the probe that led to it (`rows_gen.py`'s
 `rows16w_persist.wgsl`, whose arrays hold K entries). Writes into the folder given (default
 /tmp/km) and `order.txt`. Each file's second line says how to run it.
+Its outputs came from the shaders of `bb9d11e`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `bb9d11e` to write the same files).
 """
 import os
 import sys

@@ -4,6 +4,8 @@ their max / sum step inline, as gap_gen.py's probe reduction `preduce` that ran 
 f16 softmax 4-5 µs faster) against the library's (calls to `butterfly` and `combine`), with and
 without the row's first entry folded to 0 for one row a workgroup, and the probe reduction as
 the positive control. Writes into the folder given (default /tmp/rr) and `order.txt`.
+Its outputs came from the shaders of `4af29ca`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `4af29ca` to write the same files).
 """
 import os
 import sys

@@ -10,6 +10,8 @@ line says how to run it (`cargo xtask probe FILE --mib N [--half]`).
   and used after it; `wfold` x * w formed before the reduction (weights loaded right after x).
 - f16 persistent kernels (128 workgroups): `lib`; `d2` (softmax) the rows two ahead in flight
   instead of one; `wreg` (RMSNorm) the weight loaded once a workgroup, held across its rows.
+Its outputs came from the shaders of `fc6c8ea`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `fc6c8ea` to write the same files).
 """
 import os
 import sys

@@ -4,6 +4,8 @@
 h * w before the reduction, bits 8..11 are the weight chunks loaded before it), over the
 shapes of the table. Writes into the folder given (default /tmp/wm) and a list of the files
 in run order (`order.txt`). Each file's second line says how to run it.
+Its outputs came from the shaders of `bb9d11e`: the edits match that text and may not apply,
+or may not mean the same, to a later one (check out `bb9d11e` to write the same files).
 """
 import os
 import sys
