@@ -186,7 +186,7 @@ struct Row {
 
 impl Row {
     fn gbs(&self) -> f64 {
-        self.bytes as f64 / (self.us * 1e3)
+        gbs(self.bytes, self.us)
     }
     fn pct_bound(&self) -> Option<f64> {
         self.bound_us.map(|b| 100.0 * b / self.us)
@@ -518,6 +518,7 @@ fn note(bar: &indicatif::ProgressBar, line: String) {
 /// A copy whose GB/s is under this fraction of the fastest in the run ran in a slow phase.
 const SLOW: f64 = 0.6;
 
+/// GB/s of `bytes` moved in `us` microseconds.
 fn gbs(bytes: u64, us: f64) -> f64 {
     bytes as f64 / (us * 1e3)
 }
@@ -685,13 +686,7 @@ fn render(ctx: &Context, rows: &[Row], big: u64, big_us: f64, host: &[(String, f
     let mut s = String::new();
     let a = &ctx.info().adapter;
     let _ = writeln!(s, "device: {} ({:?}, driver {} {})", a.name, a.backend, a.driver, a.driver_info);
-    let _ = writeln!(
-        s,
-        "headline copy: {} MiB read + written in {:.1} µs = {:.0} GB/s\n",
-        big >> 20,
-        big_us,
-        (2 * big) as f64 / (big_us * 1e3)
-    );
+    let _ = writeln!(s, "headline copy: {} MiB read + written in {:.1} µs = {:.0} GB/s\n", big >> 20, big_us, gbs(2 * big, big_us));
     let again: Vec<String> = rows
         .iter()
         .filter(|r| r.backend == "copy" && r.attempts > 1)
@@ -741,7 +736,7 @@ fn write_json(path: &str, ctx: &Context, rows: &[Row], big: u64, big_us: f64, ho
         .collect();
     let v = serde_json::json!({
         "device": a.name, "backend": format!("{:?}", a.backend), "driver": a.driver, "driver_info": a.driver_info,
-        "headline_copy": { "bytes": 2 * big, "gpu_us": big_us, "gbs": (2 * big) as f64 / (big_us * 1e3) },
+        "headline_copy": { "bytes": 2 * big, "gpu_us": big_us, "gbs": gbs(2 * big, big_us) },
         "rows": items,
         "host": host.iter().map(|(k, v)| serde_json::json!({ "what": k, "value": v })).collect::<Vec<_>>(),
     });
@@ -756,7 +751,7 @@ fn plot(path: &str, rows: &[Row], big: u64, big_us: f64) -> Res<()> {
     let xmin = rows.iter().map(|r| r.bytes as f64).fold(f64::INFINITY, f64::min).max(1.0) / 1.5;
     let xmax = rows.iter().map(|r| r.bytes as f64).fold(2.0 * big as f64, f64::max) * 1.5;
     let gpu: Vec<&Row> = rows.iter().filter(|r| r.backend != "cpu").collect();
-    let ymax = gpu.iter().map(|r| r.gbs()).fold((2 * big) as f64 / (big_us * 1e3), f64::max) * 1.15;
+    let ymax = gpu.iter().map(|r| r.gbs()).fold(gbs(2 * big, big_us), f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&root)
         .caption("wgfuse: GB/s vs bytes moved (copy = bound)", ("sans-serif", 22))
         .margin(15)
