@@ -10,17 +10,16 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_text import B_ADD, B_RMS, B_SM, ROOT, shader  # noqa: E402
+
 REV = sys.argv[1]
 OUT = sys.argv[2] if len(sys.argv) > 2 else "/tmp/cb"
 TAGS = sys.argv[3:5] if len(sys.argv) > 4 else ["branch", "select"]
-NEW = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
+NEW = shader("rows.wgsl")
 OLD = subprocess.run(["git", "show", f"{REV}:shaders/wgsl/rows.wgsl"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-SMF = open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
-RMSF = open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
-B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
-B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
-B_ADD = "0:src,1:small,2:src2,3:dst,4:dst2,8:src,9:small,10:src2,11:dst,12:dst2,13:dst,14:dst2"
+SMF = shader("softmax.wgsl")
+RMSF = shader("rms_norm.wgsl")
 os.makedirs(OUT, exist_ok=True)
 order = []
 # name, op file, binds, params, constants, dispatch, run

@@ -13,17 +13,16 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+from probe_text import B_RMS, B_SM, shader  # noqa: E402
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/er"
-ROWS = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
-SMF = open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
-RMSF = open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
+ROWS = shader("rows.wgsl")
+SMF = shader("softmax.wgsl")
+RMSF = shader("rms_norm.wgsl")
 OLD = "    if (T <= sg) {\n"
 NEW = "    if (T < 128u && T <= sg) {\n"
 assert ROWS.count(OLD) == 1 and SMF.count(OLD) == 1
 FROWS, FSMF = ROWS.replace(OLD, NEW), SMF.replace(OLD, NEW)
-B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
-B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
 import gap_gen  # noqa: E402  (writes its own files into /tmp/gap as a side effect)
 
 cases = [

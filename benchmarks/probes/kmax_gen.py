@@ -10,14 +10,13 @@ or may not mean the same, to a later one (check out `bb9d11e` to write the same 
 import os
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_text import B_ADD, B_RMS, B_SM, shader  # noqa: E402
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/km"
-ROWS = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
-SM = ROWS + open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
-RMS = ROWS + open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
-B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
-B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
-B_ADD = "0:src,1:small,2:src2,3:dst,4:dst2,8:src,9:small,10:src2,11:dst,12:dst2,13:dst,14:dst2"
+ROWS = shader("rows.wgsl")
+SM = ROWS + shader("softmax.wgsl")
+RMS = ROWS + shader("rms_norm.wgsl")
 KM = "const KMAX: u32 = 16u;"
 os.makedirs(OUT, exist_ok=True)
 order = []

@@ -11,13 +11,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_text import B_RMS, B_SM, shader  # noqa: E402
 import gap_gen  # noqa: E402  (writes its own files into /tmp/gap as a side effect)
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/rr"
-ROWS = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
-SMF = open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
-RMSF = open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
+ROWS = shader("rows.wgsl")
+SMF = shader("softmax.wgsl")
+RMSF = shader("rms_norm.wgsl")
 START = "fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {"
 END = "// Max or sum of v over `width` neighbouring lanes"
 i0, i1 = ROWS.index(START), ROWS.index(END)
@@ -54,8 +54,6 @@ INLINE = """fn row_reduce(v: f32, lid: u32, sg: u32, is_max: bool) -> f32 {
 """
 B = ROWS[:i0] + INLINE.replace("FIRST", "(lid / T) * per") + ROWS[i1:]
 C = ROWS[:i0] + INLINE.replace("FIRST", "select(0u, (lid / T) * per, WG > T)") + ROWS[i1:]
-B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
-B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
 cases = [
     ("sm16_persist_32000", SMF, gap_gen.RED, B_SM, "4096 32000 0 0 0 0 0 0", "WG=1024,T=1024,K=8,MODE=16", "softmax_f16_persist 128", "--mib 250 --half"),
     ("sm16_reg_4096", SMF, None, B_SM, "4096 4096 0 0 0 0 0 0", "WG=256,T=256,K=4,MODE=16", "softmax_f16_reg 4096", "--mib 32 --half"),

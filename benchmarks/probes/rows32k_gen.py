@@ -16,22 +16,16 @@ or may not mean the same, to a later one (check out `fc6c8ea` to write the same 
 import os
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/r32"
-ROWS = open(os.path.join(ROOT, "shaders/wgsl/rows.wgsl")).read()
-RMS = ROWS + open(os.path.join(ROOT, "shaders/wgsl/rms_norm.wgsl")).read()
-SM = ROWS + open(os.path.join(ROOT, "shaders/wgsl/softmax.wgsl")).read()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_text import B_ADD, B_RMS, B_SM, edit, shader  # noqa: E402
 
-B_RMS = "0:src,1:small,2:src,3:dst,4:dst,8:src,9:small,10:src,11:dst,12:dst,13:dst,14:dst"
-B_ADD = "0:src,1:small,2:src2,3:dst,4:dst2,8:src,9:small,10:src2,11:dst,12:dst2,13:dst,14:dst2"
-B_SM = "0:src,1:dst,8:src,9:dst,10:dst"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/r32"
+ROWS = shader("rows.wgsl")
+RMS = ROWS + shader("rms_norm.wgsl")
+SM = ROWS + shader("softmax.wgsl")
+
 P_RMS = "4096 32000 0.00001 0 0 0 0 0"
 P_SM = "4096 32000 0 0 0 0 0 0"
-
-
-def edit(text, old, new):
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
 
 
 def write(name, run, what, text, binds, params, mode, dispatches):
