@@ -4,8 +4,9 @@
 //
 // Bindings (f32): 0 x, 1 A, 2 B, 3 base, 4 y: array<vec4<f32>>.
 // Bindings (f16): 8 x, 9 A, 10 B, 11 base, 12 y: array<vec2<u32>> (4 halves each); 13 y as
-//   words, for writes of single halves (odd `out`). Every entry point refers to both sets, so
-//   all slots are bound (aliases of the same buffers).
+//   words, for writes of single halves (odd `out`); 14 x: array<vec4<u32>> (8 halves each, the
+//   tiled form's wide x·A). Every entry point refers to all of them, so all slots are bound
+//   (aliases of the same buffers).
 // Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass,
 // k slices (split form).
 // Binding 5 (split form only): f32 scratch for the partial x A of each k slice.
@@ -68,6 +69,7 @@ var<immediate> p: Params;
 @group(0) @binding(11) var<storage, read> base16: array<vec2<u32>>;
 @group(0) @binding(12) var<storage, read_write> y16: array<vec2<u32>>;
 @group(0) @binding(13) var<storage, read_write> y16w: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read> x16q: array<vec4<u32>>; // f16 x in 16-byte chunks (8 halves)
 @group(0) @binding(5) var<storage, read_write> scratch: array<f32>; // split form: partial t per k slice
 
 var<workgroup> t_sh: array<f32, 2048>; // TMAX * RMAX
@@ -506,8 +508,8 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 // ---- Tiled form, for many rows: two dispatches that each keep the GPU full ----
 //
-// `xa` (T = 32 k lanes): t = x A for a tile of 4 * WG / 32 rows over one k slice of K tiles of
-// 128, into `scratch` (slice-major: [slice][row][r rounded up to 4]). Threads form WG / 32 row
+// `xa` (T = 32 k lanes; 16 in the wide f16 form below): t = x A for a tile of 4 * WG / T rows
+// over one k slice of K tiles of 128, into `scratch` (slice-major: [slice][row][r rounded up to 4]). Threads form WG / 32 row
 // groups of 4 rows; the 32 k lanes of a group read neighbouring 4-element chunks of the same
 // rows (512 contiguous bytes of each row per load). Per k tile of 128, A is staged in `a_s`
 // ([chunk][k of the chunk][rank quad], 17 vec4 a chunk: lanes of a subgroup hit distinct
@@ -524,11 +526,35 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // load, 4 shared-memory reads (broadcast: a subgroup shares its rows) and 4 matrix-vector
 // products.
 
-const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes)
+const XKT: u32 = 128u;         // k per staged tile of A (4 x 32 lanes, or 8 x 16 in the wide form)
 const XSTRIDE: u32 = 17u;      // vec4 per chunk of a_s: 4 k x 4 rank quads + 1 of padding
 const XBUF: u32 = 544u;        // vec4 per staged tile: 32 chunks x XSTRIDE
 var<workgroup> a_s: array<vec4<f32>, 1088>; // two tiles (double buffer), and the k-lane partials (WG x 4)
 var<workgroup> t4: array<vec4<f32>, 1024>; // 16 K rows x ceil(r / 4) vec4 (at most 1024: 16 KB)
+
+// x·A with 16-byte f16 loads (`wide`): T = 16 k lanes a row group, each lane 8 k (two chunks
+// of A) a tile, x read 8 halves at a time (in a multiple of 8, so whole chunks only). The
+// 8-byte loads of the 32-lane form move half the bytes a load; on the H200 this form took f16
+// x·A at 4096 x 4096 r16 from 38.4-39.4 µs to 34.0-34.9.
+fn xa_wide(f16: bool) -> bool {
+    return f16 && T == 16u;
+}
+
+// Row q of a row group at elements k .. k + 8 (wide form), 0 past the rows or past k1.
+fn xw_at(rm: u32, q: u32, nrow: u32, k: u32, k1: u32) -> vec4<u32> {
+    if (q >= nrow || k >= k1) {
+        return vec4<u32>(0u);
+    }
+    return x16q[((rm + q) * p.k_in + k) >> 3u];
+}
+
+// A lane's x at row q of its row group: 4 elements (8 in the wide form) from k.
+fn xk_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
+    if (xa_wide(f16)) {
+        return xw_at(rm, q, nrow, k, k1);
+    }
+    return x_at(f16, rm, q, nrow, k, k1, in_aligned);
+}
 
 // Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1, as raw
 // bits: f32 lanes, or (f16) 4 halves in .xy. The conversion waits for `x_val`, at the use, so
@@ -603,7 +629,13 @@ fn a_tile(f16: bool, lid: u32, kt: u32, k1: u32, jb: u32, h: u32, aligned: bool)
 fn a_put(f16: bool, buf: u32, lid: u32, h: u32, raw: vec4<u32>) {
     let i = lid + h * WG;
     let kk = i / 4u;
-    a_s[buf * XBUF + (kk / 4u) * XSTRIDE + (kk % 4u) * 4u + i % 4u] = x_val(f16, raw);
+    // The wide form's lane l reads chunks 2l and 2l + 1: they go to slots l and 16 + l, so
+    // that the 16 lanes of a read hit distinct banks.
+    var c = kk / 4u;
+    if (xa_wide(f16)) {
+        c = (c & 1u) * 16u + (c >> 1u);
+    }
+    a_s[buf * XBUF + c * XSTRIDE + (kk % 4u) * 4u + i % 4u] = x_val(f16, raw);
 }
 
 // Row q of each row group: the k lanes' partial sums (4 rank quads) added up and written to
@@ -646,6 +678,9 @@ fn xa(f16: bool, g: u32, lid: u32) {
     let k1 = min(k0 + kc, p.k_in);
     let in_aligned = p.k_in % 4u == 0u;
     let a_aligned = r % 4u == 0u;
+    let wide = xa_wide(f16);
+    // k of the lane's first element in a tile.
+    let kx = select(4u, 8u, wide) * kl;
     for (var jb = 0u; jb < r; jb += 16u) {
         var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
         var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
@@ -656,29 +691,51 @@ fn xa(f16: bool, g: u32, lid: u32) {
         workgroupBarrier();
         a_put(f16, 0u, lid, 0u, a_tile(f16, lid, k0, k1, jb, 0u, a_aligned));
         a_put(f16, 0u, lid, 1u, a_tile(f16, lid, k0, k1, jb, 1u, a_aligned));
-        var x0 = x_at(f16, rm, 0u, nrow, k0 + 4u * kl, k1, in_aligned);
-        var x1 = x_at(f16, rm, 1u, nrow, k0 + 4u * kl, k1, in_aligned);
-        var x2 = x_at(f16, rm, 2u, nrow, k0 + 4u * kl, k1, in_aligned);
-        var x3 = x_at(f16, rm, 3u, nrow, k0 + 4u * kl, k1, in_aligned);
+        var x0 = xk_at(f16, rm, 0u, nrow, k0 + kx, k1, in_aligned);
+        var x1 = xk_at(f16, rm, 1u, nrow, k0 + kx, k1, in_aligned);
+        var x2 = xk_at(f16, rm, 2u, nrow, k0 + kx, k1, in_aligned);
+        var x3 = xk_at(f16, rm, 3u, nrow, k0 + kx, k1, in_aligned);
         workgroupBarrier();
         var buf = 0u;
         for (var kt = k0; kt < k1; kt += XKT) {
             let kn = kt + XKT;
             let va = a_tile(f16, lid, kn, k1, jb, 0u, a_aligned);
             let vb = a_tile(f16, lid, kn, k1, jb, 1u, a_aligned);
-            let n0 = x_at(f16, rm, 0u, nrow, kn + 4u * kl, k1, in_aligned);
-            let n1 = x_at(f16, rm, 1u, nrow, kn + 4u * kl, k1, in_aligned);
-            let n2 = x_at(f16, rm, 2u, nrow, kn + 4u * kl, k1, in_aligned);
-            let n3 = x_at(f16, rm, 3u, nrow, kn + 4u * kl, k1, in_aligned);
+            let n0 = xk_at(f16, rm, 0u, nrow, kn + kx, k1, in_aligned);
+            let n1 = xk_at(f16, rm, 1u, nrow, kn + kx, k1, in_aligned);
+            let n2 = xk_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
+            let n3 = xk_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
             let at = buf * XBUF + kl * XSTRIDE;
-            let v0 = x_val(f16, x0);
-            let v1 = x_val(f16, x1);
-            let v2 = x_val(f16, x2);
-            let v3 = x_val(f16, x3);
-            mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
-            mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
-            mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
-            mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+            if (wide) {
+                // Halves 0..3 of each x chunk meet chunk 2 kl of A (slot kl), halves 4..7
+                // chunk 2 kl + 1 (slot 16 + kl).
+                let v0 = unpack4(x0.xy);
+                let v1 = unpack4(x1.xy);
+                let v2 = unpack4(x2.xy);
+                let v3 = unpack4(x3.xy);
+                mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
+                mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
+                mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
+                mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+                let hi = at + 16u * XSTRIDE;
+                let w0 = unpack4(x0.zw);
+                let w1 = unpack4(x1.zw);
+                let w2 = unpack4(x2.zw);
+                let w3 = unpack4(x3.zw);
+                mac4(hi, 0u, w0, w1, w2, w3, &a00, &a10, &a20, &a30);
+                mac4(hi, 1u, w0, w1, w2, w3, &a01, &a11, &a21, &a31);
+                mac4(hi, 2u, w0, w1, w2, w3, &a02, &a12, &a22, &a32);
+                mac4(hi, 3u, w0, w1, w2, w3, &a03, &a13, &a23, &a33);
+            } else {
+                let v0 = x_val(f16, x0);
+                let v1 = x_val(f16, x1);
+                let v2 = x_val(f16, x2);
+                let v3 = x_val(f16, x3);
+                mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
+                mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
+                mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
+                mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+            }
             buf ^= 1u;
             a_put(f16, buf, lid, 0u, va);
             a_put(f16, buf, lid, 1u, vb);

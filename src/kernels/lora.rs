@@ -34,6 +34,8 @@ const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 const TILED_SHARED_BYTES: u32 = 1088 * 16;
 /// k lanes a row group of the tiled form's first dispatch (`T` of `xa` in lora.wgsl).
 const TILED_LANES: u32 = 32;
+/// k lanes of `xa`'s wide f16 form: 8 k a lane, x read 16 bytes at a time (`in` a multiple of 8).
+const TILED_LANES_WIDE: u32 = 16;
 /// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
 const TILED_KT: usize = 128;
 /// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch may take
@@ -151,12 +153,12 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// # Ok(()) }
 /// ```
 ///
-/// Both dtypes take the same rule today; the dtype is an argument so that it may differ.
-pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Variant {
+/// The dtype picks the tiled form's x·A lanes ([`tiled_variant`]).
+pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
     if rows <= SKINNY_MAX_ROWS {
         skinny_variant(rows, k_in, out)
     } else {
-        tiled_variant(rows, k_in)
+        tiled_variant(rows, k_in, dtype)
     }
 }
 
@@ -164,19 +166,30 @@ pub fn variant_for(rows: usize, k_in: usize, out: usize, _dtype: DType) -> Varia
 /// has about one workgroup per multiprocessor of a large GPU (~128). On the H200, 4096 x 4096
 /// r16 → 4096 with base: one slice of 32 k tiles 100.1 µs f32 / 87.0 µs f16, against 104.9 /
 /// 90.6 for two slices of 16 (~256 workgroups) and 110.6 / 111.7 for four of 8 (`tune`).
+/// f16 with `in` a multiple of 8 takes the wide x·A (16 k lanes of 8 k, 16-byte loads of x;
+/// a row tile is then 64 rows).
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096);
+/// use wgfuse::DType;
+/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096, DType::F32);
 /// assert_eq!((v.threads, v.chunks), (32, 32)); // 128 row tiles x 1 slice of 32 k tiles
+/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096, DType::F16);
+/// assert_eq!((v.threads, v.chunks), (16, 16)); // 64 row tiles x 2 slices of 16 k tiles
 /// # Ok(()) }
 /// ```
-pub fn tiled_variant(rows: usize, k_in: usize) -> Variant {
-    let row_tiles = tiles_of(rows, 4 * (WG / TILED_LANES));
+pub fn tiled_variant(rows: usize, k_in: usize, dtype: DType) -> Variant {
+    let lanes = if wide_fits(k_in, dtype) { TILED_LANES_WIDE } else { TILED_LANES };
+    let row_tiles = tiles_of(rows, 4 * (WG / lanes));
     let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
     let slices = 128u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
     let chunks = k_tiles.div_ceil(slices);
-    Variant { kind: Kind::Project, wg: WG, threads: TILED_LANES, chunks: chunks as u32, mode: 0 }
+    Variant { kind: Kind::Project, wg: WG, threads: lanes, chunks: chunks as u32, mode: 0 }
+}
+
+/// Whether the tiled form's wide x·A (16-byte loads of f16 x) can run: f16, `in` a multiple of 8.
+fn wide_fits(k_in: usize, dtype: DType) -> bool {
+    dtype == DType::F16 && k_in % 8 == 0
 }
 
 /// The skinny form's variant, from `cargo xtask tune` on an H200 (µs, base add, same call):
@@ -327,11 +340,14 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
             });
         }
         Kind::Expand => v.chunks,
-        _ if v.threads != TILED_LANES || !(1..=256).contains(&v.chunks) || v.wg != WG => {
+        _ if !(v.threads == TILED_LANES || (v.threads == TILED_LANES_WIDE && wide_fits(k_in, dtype)))
+            || !(1..=256).contains(&v.chunks)
+            || v.wg != WG =>
+        {
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: format!(
-                    "tiled variant {v:?}: k lanes (threads) must be {TILED_LANES}, k tiles a slice (chunks) 1 to 256, {WG} threads"
+                    "tiled variant {v:?}: k lanes (threads) must be {TILED_LANES} ({TILED_LANES_WIDE} for f16 with in a multiple of 8), k tiles a slice (chunks) 1 to 256, {WG} threads"
                 ),
             });
         }
@@ -648,6 +664,8 @@ fn bindings<'a>(a: &Args<'a>, scratch: Option<&'a Tensor>, backend: Backend) -> 
         b.push(a.y.binding(slot(d, 4), true));
     }
     b.push(a.y.binding(13, true));
+    // x as 16-byte chunks, for the tiled form's wide f16 x·A.
+    b.push(x.binding(14, false));
     if let Some(s) = scratch {
         b.push(s.binding(5, true));
     }

@@ -87,12 +87,10 @@ pub fn run(args: &[String]) -> Res<()> {
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                    let tiled = [1u32, 2, 4, 6, 8, 16, 32].into_iter().map(|kt| Variant {
-                        kind: Kind::Project,
-                        wg: 256,
-                        threads: 32,
-                        chunks: kt,
-                        mode: 1,
+                    // k lanes of x·A: 32, and 16 (the wide form) for f16 with in a multiple of 8.
+                    let lanes: &[u32] = if dtype == DType::F16 && k % 8 == 0 { &[32, 16] } else { &[32] };
+                    let tiled = [1u32, 2, 4, 6, 8, 16, 32].into_iter().flat_map(|kt| {
+                        lanes.iter().map(move |&l| Variant { kind: Kind::Project, wg: 256, threads: l, chunks: kt, mode: 1 })
                     });
                     let fused = [4u32, 8, 16].into_iter().flat_map(|tm| {
                         let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
