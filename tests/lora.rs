@@ -150,20 +150,23 @@ fn lora_every_variant() {
     }
 }
 
-/// The tiled form's wide x·A (f16, 16 k lanes of 8 k, x read 16 bytes at a time): k slices of
-/// 1 to 32 tiles, row tiles cut short, ranks past 16 (two passes over x), `in` past a tile;
-/// f32 or an `in` that is not a multiple of 8 gets a typed error.
+/// The tiled form's wide x·A (16 k lanes of 8 k; f16 reads x 16 bytes at a time): k slices of
+/// 1 to 32 tiles, row tiles cut short, ranks past 16 (two passes over x), `in` past a tile,
+/// f32 `in` not a multiple of 4; f16 with an `in` that is not a multiple of 8 gets a typed error.
 #[test]
 fn lora_wide_x_a() {
     use wgfuse::kernels::{lora, Kind, Variant};
     let ctx = ctx(false);
-    for (rows, k_in, rank, out) in [(2100usize, 40usize, 5usize, 36usize), (33, 64, 128, 8), (130, 1032, 40, 520), (70, 4096, 16, 260)] {
-        let what = format!("wide x·A {rows}x{k_in}x{rank}x{out}");
+    let shapes = [(2100usize, 40usize, 5usize, 36usize), (33, 64, 128, 8), (130, 1032, 40, 520), (70, 4096, 16, 260)];
+    let f32_only = [(90usize, 1030usize, 16usize, 33usize), (65, 37, 3, 12)];
+    let cases = shapes.into_iter().flat_map(|s| [(s, DType::F16), (s, DType::F32)]).chain(f32_only.map(|s| (s, DType::F32)));
+    for ((rows, k_in, rank, out), dtype) in cases {
+        let what = format!("wide x·A {rows}x{k_in}x{rank}x{out} {dtype:?}");
         let mut g = rng(&what);
-        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], DType::F16);
-        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], DType::F16);
-        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], DType::F16);
-        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], DType::F16);
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
+        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], dtype);
+        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], dtype);
         let want = wgfuse::reference::lora(
             arr(&xs, rows, k_in).view(),
             arr(&av, k_in, rank).view(),
@@ -171,17 +174,18 @@ fn lora_wide_x_a() {
             0.5,
             Some(arr(&basev, rows, out).view()),
         );
-        let (atol, rtol) = tols(DType::F16, k_in, rank);
+        let (atol, rtol) = tols(dtype, k_in, rank);
         for kt in [1u32, 2, 3, 32] {
             let v = Variant { kind: Kind::Project, wg: 256, threads: 16, chunks: kt, mode: 0 };
-            let y = upload(&ctx, &vec![f64::NAN; rows * out], &[rows, out], DType::F16).0;
+            let y = upload(&ctx, &vec![f64::NAN; rows * out], &[rows, out], dtype).0;
             let args = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: Some(v) };
             ctx.lora_with(&args).unwrap();
             assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{what} {}", v.describe()));
         }
     }
     let v = Variant { kind: Kind::Project, wg: 256, threads: 16, chunks: 1, mode: 0 };
-    for (k_in, dtype) in [(64usize, DType::F32), (60, DType::F16)] {
+    for k_in in [60usize, 1030] {
+        let dtype = DType::F16;
         let (x, _) = upload(&ctx, &vec![1.0; 600 * k_in], &[600, k_in], dtype);
         let (a, _) = upload(&ctx, &vec![1.0; k_in * 4], &[k_in, 4], dtype);
         let (b, _) = upload(&ctx, &vec![1.0; 4 * 8], &[4, 8], dtype);

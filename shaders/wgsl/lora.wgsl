@@ -532,12 +532,12 @@ const XBUF: u32 = 544u;        // vec4 per staged tile: 32 chunks x XSTRIDE
 var<workgroup> a_s: array<vec4<f32>, 1088>; // two tiles (double buffer), and the k-lane partials (WG x 4)
 var<workgroup> t4: array<vec4<f32>, 1024>; // 16 K rows x ceil(r / 4) vec4 (at most 1024: 16 KB)
 
-// x·A with 16-byte f16 loads (`wide`): T = 16 k lanes a row group, each lane 8 k (two chunks
-// of A) a tile, x read 8 halves at a time (in a multiple of 8, so whole chunks only). The
-// 8-byte loads of the 32-lane form move half the bytes a load; on the H200 this form took f16
-// x·A at 4096 x 4096 r16 from 38.4-39.4 µs to 34.0-34.9.
-fn xa_wide(f16: bool) -> bool {
-    return f16 && T == 16u;
+// x·A's wide form (`T` = 16 k lanes a row group): each lane takes 8 k (two chunks of A) a
+// tile, so each thread has twice the bytes of x in flight. f16 reads its 8 halves as one
+// 16-byte load (in a multiple of 8, so whole chunks only), f32 as two chunks. On the H200 this
+// form took f16 x·A at 4096 x 4096 r16 from 38.4-39.4 µs to 34.0-34.9.
+fn xa_wide() -> bool {
+    return T == 16u;
 }
 
 // Row q of a row group at elements k .. k + 8 (wide form), 0 past the rows or past k1.
@@ -548,12 +548,36 @@ fn xw_at(rm: u32, q: u32, nrow: u32, k: u32, k1: u32) -> vec4<u32> {
     return x16q[((rm + q) * p.k_in + k) >> 3u];
 }
 
-// A lane's x at row q of its row group: 4 elements (8 in the wide form) from k.
+// A lane's x at row q of its row group: 4 elements from k (8 in the wide f16 form).
 fn xk_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
-    if (xa_wide(f16)) {
+    if (xa_wide() && f16) {
         return xw_at(rm, q, nrow, k, k1);
     }
     return x_at(f16, rm, q, nrow, k, k1, in_aligned);
+}
+
+// The wide f32 form's second chunk of a lane (elements k + 4 .. k + 8); 0 elsewhere.
+fn xh_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
+    if (xa_wide() && !f16) {
+        return x_at(false, rm, q, nrow, k + 4u, k1, in_aligned);
+    }
+    return vec4<u32>(0u);
+}
+
+// The wide form's first and second 4 k of a lane's row: f16 from the one 16-byte load `x`,
+// f32 from the two chunks `x` and `y`.
+fn wide_lo(f16: bool, x: vec4<u32>) -> vec4<f32> {
+    if (f16) {
+        return unpack4(x.xy);
+    }
+    return bitcast<vec4<f32>>(x);
+}
+
+fn wide_hi(f16: bool, x: vec4<u32>, y: vec4<u32>) -> vec4<f32> {
+    if (f16) {
+        return unpack4(x.zw);
+    }
+    return bitcast<vec4<f32>>(y);
 }
 
 // Row q of a row group at chunk k (elements k .. k + 4), 0 past the rows or past k1, as raw
@@ -632,7 +656,7 @@ fn a_put(f16: bool, buf: u32, lid: u32, h: u32, raw: vec4<u32>) {
     // The wide form's lane l reads chunks 2l and 2l + 1: they go to slots l and 16 + l, so
     // that the 16 lanes of a read hit distinct banks.
     var c = kk / 4u;
-    if (xa_wide(f16)) {
+    if (xa_wide()) {
         c = (c & 1u) * 16u + (c >> 1u);
     }
     a_s[buf * XBUF + c * XSTRIDE + (kk % 4u) * 4u + i % 4u] = x_val(f16, raw);
@@ -678,7 +702,7 @@ fn xa(f16: bool, g: u32, lid: u32) {
     let k1 = min(k0 + kc, p.k_in);
     let in_aligned = p.k_in % 4u == 0u;
     let a_aligned = r % 4u == 0u;
-    let wide = xa_wide(f16);
+    let wide = xa_wide();
     // k of the lane's first element in a tile.
     let kx = select(4u, 8u, wide) * kl;
     for (var jb = 0u; jb < r; jb += 16u) {
@@ -695,6 +719,10 @@ fn xa(f16: bool, g: u32, lid: u32) {
         var x1 = xk_at(f16, rm, 1u, nrow, k0 + kx, k1, in_aligned);
         var x2 = xk_at(f16, rm, 2u, nrow, k0 + kx, k1, in_aligned);
         var x3 = xk_at(f16, rm, 3u, nrow, k0 + kx, k1, in_aligned);
+        var y0 = xh_at(f16, rm, 0u, nrow, k0 + kx, k1, in_aligned);
+        var y1 = xh_at(f16, rm, 1u, nrow, k0 + kx, k1, in_aligned);
+        var y2 = xh_at(f16, rm, 2u, nrow, k0 + kx, k1, in_aligned);
+        var y3 = xh_at(f16, rm, 3u, nrow, k0 + kx, k1, in_aligned);
         workgroupBarrier();
         var buf = 0u;
         for (var kt = k0; kt < k1; kt += XKT) {
@@ -705,23 +733,27 @@ fn xa(f16: bool, g: u32, lid: u32) {
             let n1 = xk_at(f16, rm, 1u, nrow, kn + kx, k1, in_aligned);
             let n2 = xk_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
             let n3 = xk_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
+            let h0 = xh_at(f16, rm, 0u, nrow, kn + kx, k1, in_aligned);
+            let h1 = xh_at(f16, rm, 1u, nrow, kn + kx, k1, in_aligned);
+            let h2 = xh_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
+            let h3 = xh_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
             let at = buf * XBUF + kl * XSTRIDE;
             if (wide) {
-                // Halves 0..3 of each x chunk meet chunk 2 kl of A (slot kl), halves 4..7
-                // chunk 2 kl + 1 (slot 16 + kl).
-                let v0 = unpack4(x0.xy);
-                let v1 = unpack4(x1.xy);
-                let v2 = unpack4(x2.xy);
-                let v3 = unpack4(x3.xy);
+                // The lane's first 4 k meet chunk 2 kl of A (slot kl), the next 4 chunk
+                // 2 kl + 1 (slot 16 + kl).
+                let v0 = wide_lo(f16, x0);
+                let v1 = wide_lo(f16, x1);
+                let v2 = wide_lo(f16, x2);
+                let v3 = wide_lo(f16, x3);
                 mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
                 mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
                 mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
                 mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
                 let hi = at + 16u * XSTRIDE;
-                let w0 = unpack4(x0.zw);
-                let w1 = unpack4(x1.zw);
-                let w2 = unpack4(x2.zw);
-                let w3 = unpack4(x3.zw);
+                let w0 = wide_hi(f16, x0, y0);
+                let w1 = wide_hi(f16, x1, y1);
+                let w2 = wide_hi(f16, x2, y2);
+                let w3 = wide_hi(f16, x3, y3);
                 mac4(hi, 0u, w0, w1, w2, w3, &a00, &a10, &a20, &a30);
                 mac4(hi, 1u, w0, w1, w2, w3, &a01, &a11, &a21, &a31);
                 mac4(hi, 2u, w0, w1, w2, w3, &a02, &a12, &a22, &a32);
@@ -744,6 +776,10 @@ fn xa(f16: bool, g: u32, lid: u32) {
             x1 = n1;
             x2 = n2;
             x3 = n3;
+            y0 = h0;
+            y1 = h1;
+            y2 = h2;
+            y3 = h3;
         }
         xa_out(0u, a00, a01, a02, a03, lid, m0, sl, jb);
         xa_out(1u, a10, a11, a12, a13, lid, m0, sl, jb);

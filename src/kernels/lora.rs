@@ -34,7 +34,7 @@ const SHARED_BYTES: u32 = 2048 * 4 + 1024 * 16;
 const TILED_SHARED_BYTES: u32 = 1088 * 16;
 /// k lanes a row group of the tiled form's first dispatch (`T` of `xa` in lora.wgsl).
 const TILED_LANES: u32 = 32;
-/// k lanes of `xa`'s wide f16 form: 8 k a lane, x read 16 bytes at a time (`in` a multiple of 8).
+/// k lanes of `xa`'s wide form: 8 k a lane (f16: x read 16 bytes at a time, `in` a multiple of 8).
 const TILED_LANES_WIDE: u32 = 16;
 /// k per staged tile of A in the tiled form (`XKT` in lora.wgsl).
 const TILED_KT: usize = 128;
@@ -166,16 +166,16 @@ pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Varian
 /// has about one workgroup per multiprocessor of a large GPU (~128). On the H200, 4096 x 4096
 /// r16 → 4096 with base: one slice of 32 k tiles 100.1 µs f32 / 87.0 µs f16, against 104.9 /
 /// 90.6 for two slices of 16 (~256 workgroups) and 110.6 / 111.7 for four of 8 (`tune`).
-/// f16 with `in` a multiple of 8 takes the wide x·A (16 k lanes of 8 k, 16-byte loads of x;
-/// a row tile is then 64 rows).
+/// The wide x·A (16 k lanes of 8 k; a row tile is then 64 rows) runs where it can: f32, and
+/// f16 with `in` a multiple of 8 (its x is read 16 bytes at a time).
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::DType;
-/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096, DType::F32);
-/// assert_eq!((v.threads, v.chunks), (32, 32)); // 128 row tiles x 1 slice of 32 k tiles
 /// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096, DType::F16);
 /// assert_eq!((v.threads, v.chunks), (16, 16)); // 64 row tiles x 2 slices of 16 k tiles
+/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4100, DType::F16);
+/// assert_eq!((v.threads, v.chunks), (32, 33)); // 128 row tiles x 1 slice
 /// # Ok(()) }
 /// ```
 pub fn tiled_variant(rows: usize, k_in: usize, dtype: DType) -> Variant {
@@ -187,9 +187,10 @@ pub fn tiled_variant(rows: usize, k_in: usize, dtype: DType) -> Variant {
     Variant { kind: Kind::Project, wg: WG, threads: lanes, chunks: chunks as u32, mode: 0 }
 }
 
-/// Whether the tiled form's wide x·A (16-byte loads of f16 x) can run: f16, `in` a multiple of 8.
+/// Whether the tiled form's wide x·A can run: f32, or f16 with `in` a multiple of 8 (its
+/// 16-byte loads of x are whole).
 fn wide_fits(k_in: usize, dtype: DType) -> bool {
-    dtype == DType::F16 && k_in % 8 == 0
+    dtype == DType::F32 || k_in % 8 == 0
 }
 
 /// The skinny form's variant, from `cargo xtask tune` on an H200 (µs, base add, same call):
@@ -347,7 +348,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: format!(
-                    "tiled variant {v:?}: k lanes (threads) must be {TILED_LANES} ({TILED_LANES_WIDE} for f16 with in a multiple of 8), k tiles a slice (chunks) 1 to 256, {WG} threads"
+                    "tiled variant {v:?}: k lanes (threads) must be {TILED_LANES} (or {TILED_LANES_WIDE}; f16 needs in a multiple of 8 for it), k tiles a slice (chunks) 1 to 256, {WG} threads"
                 ),
             });
         }

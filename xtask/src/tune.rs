@@ -87,8 +87,8 @@ pub fn run(args: &[String]) -> Res<()> {
                     let y = tensor(&ctx, &mut rng, &[m, o], dtype)?;
                     let bytes = bytes_moved(Op::Lora, &[m, k, r, o], dtype);
                     let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                    // k lanes of x·A: 32, and 16 (the wide form) for f16 with in a multiple of 8.
-                    let lanes: &[u32] = if dtype == DType::F16 && k % 8 == 0 { &[32, 16] } else { &[32] };
+                    // k lanes of x·A: 32, and 16 (the wide form) but for f16 with in not a multiple of 8.
+                    let lanes: &[u32] = if dtype == DType::F32 || k % 8 == 0 { &[32, 16] } else { &[32] };
                     let tiled = [1u32, 2, 4, 6, 8, 16, 32].into_iter().flat_map(|kt| {
                         lanes.iter().map(move |&l| Variant { kind: Kind::Project, wg: 256, threads: l, chunks: kt, mode: 1 })
                     });
