@@ -564,15 +564,8 @@ fn xh_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: boo
     return vec4<u32>(0u);
 }
 
-// The wide form's first and second 4 k of a lane's row: f16 from the one 16-byte load `x`,
-// f32 from the two chunks `x` and `y`.
-fn wide_lo(f16: bool, x: vec4<u32>) -> vec4<f32> {
-    if (f16) {
-        return unpack4(x.xy);
-    }
-    return bitcast<vec4<f32>>(x);
-}
-
+// The wide form's second 4 k of a lane's row (its first: `x_val` of `x`): f16 from the one
+// 16-byte load `x`, f32 from the second chunk `y`.
 fn wide_hi(f16: bool, x: vec4<u32>, y: vec4<u32>) -> vec4<f32> {
     if (f16) {
         return unpack4(x.zw);
@@ -738,17 +731,18 @@ fn xa(f16: bool, g: u32, lid: u32) {
             let h2 = xh_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
             let h3 = xh_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
             let at = buf * XBUF + kl * XSTRIDE;
+            // The lane's first 4 k (the wide form's: f16 halves 0..3 of its 16-byte load, f32
+            // its first chunk) meet chunk kl of A (the wide form: chunk 2 kl, in slot kl).
+            let v0 = x_val(f16, x0);
+            let v1 = x_val(f16, x1);
+            let v2 = x_val(f16, x2);
+            let v3 = x_val(f16, x3);
+            mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
+            mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
+            mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
+            mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
             if (wide) {
-                // The lane's first 4 k meet chunk 2 kl of A (slot kl), the next 4 chunk
-                // 2 kl + 1 (slot 16 + kl).
-                let v0 = wide_lo(f16, x0);
-                let v1 = wide_lo(f16, x1);
-                let v2 = wide_lo(f16, x2);
-                let v3 = wide_lo(f16, x3);
-                mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
-                mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
-                mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
-                mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+                // The next 4 k meet chunk 2 kl + 1 (slot 16 + kl).
                 let hi = at + 16u * XSTRIDE;
                 let w0 = wide_hi(f16, x0, y0);
                 let w1 = wide_hi(f16, x1, y1);
@@ -758,15 +752,6 @@ fn xa(f16: bool, g: u32, lid: u32) {
                 mac4(hi, 1u, w0, w1, w2, w3, &a01, &a11, &a21, &a31);
                 mac4(hi, 2u, w0, w1, w2, w3, &a02, &a12, &a22, &a32);
                 mac4(hi, 3u, w0, w1, w2, w3, &a03, &a13, &a23, &a33);
-            } else {
-                let v0 = x_val(f16, x0);
-                let v1 = x_val(f16, x1);
-                let v2 = x_val(f16, x2);
-                let v3 = x_val(f16, x3);
-                mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
-                mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
-                mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
-                mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
             }
             buf ^= 1u;
             a_put(f16, buf, lid, 0u, va);

@@ -105,8 +105,8 @@ pub enum Kind {
     /// Second dispatch of a split form (LoRA: sum the slices, then `·B`).
     Up,
     /// LoRA's tiled form for many rows: `t = x·A` per k slice into scratch (`threads`: k lanes
-    /// a row group, 32; `chunks`: k tiles of 128 a slice, 1..=256), then
-    /// [`Kind::Expand`].
+    /// a row group, 32, or 16 for the wide form of 8 k a lane; `chunks`: k tiles of 128 a
+    /// slice, 1..=256), then [`Kind::Expand`].
     Project,
     /// Second dispatch of the tiled form: `y = base + s·t·B` (`threads`: column chunks a
     /// workgroup, one of [`lora::EXPAND_WIDTHS`](crate::kernels::lora::EXPAND_WIDTHS);
