@@ -163,11 +163,11 @@ pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Varian
 }
 
 /// The tiled form's variant: k tiles of 128 per slice (`chunks`) so that the first dispatch
-/// has about one workgroup per multiprocessor of a large GPU (~128). On the H200, 4096 x 4096
-/// r16 → 4096 with base: one slice of 32 k tiles 100.1 µs f32 / 87.0 µs f16, against 104.9 /
-/// 90.6 for two slices of 16 (~256 workgroups) and 110.6 / 111.7 for four of 8 (`tune`).
-/// The wide x·A (16 k lanes of 8 k; a row tile is then 64 rows) runs where it can: f32, and
-/// f16 with `in` a multiple of 8 (its x is read 16 bytes at a time).
+/// has about one workgroup per multiprocessor of a large GPU (~128). The wide x·A (16 k lanes
+/// of 8 k; a row tile is then 64 rows) runs where it can: f32, and f16 with `in` a multiple
+/// of 8 (its x is read 16 bytes at a time). On the H200, 4096 x 4096 r16 → 4096 with base
+/// (`tune`, one call each dtype): 16 lanes x 16 k tiles (2 slices) 91.2 µs f32 / 73.8 µs f16,
+/// against 96.6 / 77.5 for 32 lanes x 32 tiles (1 slice) and 95.7 / 77.3 for 16 lanes x 8.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
