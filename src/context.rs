@@ -677,6 +677,23 @@ impl Context {
         self.inner.pipelines_created.load(Ordering::Relaxed)
     }
 
+    /// The kernels this Context has compiled (op, variant, dtype, backend), in no set order:
+    /// what a profiler or the driver's compile statistics should look at for the ops run so far.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let x = ctx.tensor(&[1.0f32; 4], &[1, 4])?;
+    /// drop(ctx.softmax(&x)?);
+    /// let keys = ctx.pipeline_keys();
+    /// assert_eq!(keys.len(), 1);
+    /// assert_eq!(keys[0].entry_point(), "softmax_f32_reg");
+    /// # Ok(()) }
+    /// ```
+    pub fn pipeline_keys(&self) -> Vec<PipelineKey> {
+        self.inner.pipelines.read().keys().copied().collect()
+    }
+
     /// Counters of what the Context holds and has made: for monitoring long-running use.
     ///
     /// ```

@@ -9,6 +9,8 @@
 //! - `shaders [--check]`: compile `shaders/glsl/*.comp` to SPIR-V (glslc); `--check` fails
 //!   when the committed `.spv` files are stale.
 //! - `probe FILE.wgsl`: times a WGSL file's entry points against a copy of the same bytes.
+//! - `shader-stats`: the Vulkan driver's compile statistics (registers, shared memory, spills)
+//!   of every WGSL kernel the library picks for the benchmark shapes.
 //! - `check-msl`: compile every `.metal` against our Metal-stdlib shim and run the kernels on
 //!   the CPU against the references.
 
@@ -17,6 +19,7 @@ mod check_msl;
 mod compare;
 mod probe;
 mod shaders;
+mod stats;
 mod test;
 mod tune;
 mod util;
@@ -46,7 +49,10 @@ fn main() -> ExitCode {
         "shaders" => shaders::run(rest),
         "check-msl" => check_msl::run(rest),
         "probe" => probe::run(rest),
-        other => Err(format!("unknown task {other:?}; tasks: compare-backends, test, tune, ablate, probe, info, shaders, check-msl")),
+        "shader-stats" => stats::run(rest),
+        other => Err(format!(
+            "unknown task {other:?}; tasks: compare-backends, test, tune, ablate, probe, shader-stats, info, shaders, check-msl"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
