@@ -2,7 +2,8 @@
 //! miss their targets: LoRA without its first phase (the merge form runs only `t·B`), RMSNorm
 //! without its weight, and small ops chained with and without a dependency between them.
 //! `--floor`: the fixed cost of one timed run. `--buffers`: whether a slow copy is a slow time
-//! on a shared GPU or a slow buffer.
+//! on a shared GPU or a slow buffer. `--weights`: whether RMSNorm's weight is slow by where it lies;
+//! `--rms`: or by when it runs. `--ramp`: how the GPU's speed comes back after idle.
 
 use std::time::Duration;
 
@@ -86,6 +87,103 @@ fn buffers(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
     Ok(())
 }
 
+/// Whether RMSNorm's weight is slow by where it lies: per shape, the same op with six weights
+/// (four buffers of their own, one inside a 64 MiB buffer, one that is the first row of x) and
+/// without one, interleaved in 3 rounds after the L2 flush. A slow weight buffer is slow in
+/// every round; a slow time slows every weight of a round.
+fn weights(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
+    for (rows, n, dtype) in [(4096, 32000, DType::F16), (4096, 32000, DType::F32), (4096, 8192, DType::F16), (4096, 4096, DType::F16)] {
+        let x = tensor(ctx, rng, &[rows, n], dtype)?;
+        let y = tensor(ctx, rng, &[rows, n], dtype)?;
+        let mut ws: Vec<Tensor> = (0..4).map(|_| tensor(ctx, rng, &[n], dtype)).collect::<Res<_>>()?;
+        let big = tensor(ctx, rng, &[(64 << 20) / dtype.size()], dtype)?;
+        ws.push(ctx.tensor_from_buffer(big.buffer(), big.offset() + (32 << 20), &[n], dtype).map_err(err)?);
+        ws.push(ctx.tensor_from_buffer(x.buffer(), x.offset(), &[n], dtype).map_err(err)?);
+        let mut fs: Vec<Box<wgfuse::timing::Recorder<'_>>> = ws
+            .iter()
+            .map(|w| {
+                let a = rms_norm::Args { x: &x, residual: None, weight: Some(w), y: &y, h: None, eps: 1e-5, variant: None };
+                Box::new(move |p: &mut wgpu::ComputePass<'_>| rms_norm::encode(ctx, p, &a)) as Box<_>
+            })
+            .collect();
+        let none = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+        fs.push(Box::new(move |p: &mut wgpu::ComputePass<'_>| rms_norm::encode(ctx, p, &none)));
+        let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
+        timer
+            .warm_up(Duration::from_millis(300), |p| {
+                for f in fs.iter_mut() {
+                    f(p)?;
+                }
+                Ok(())
+            })
+            .map_err(err)?;
+        for round in 0..3 {
+            let mut refs: Vec<&mut wgfuse::timing::Recorder<'_>> = fs.iter_mut().map(|f| f.as_mut()).collect();
+            let times = timer.time_interleaved(10, &mut refs).map_err(err)?;
+            let us: Vec<String> = times.iter().map(|t| format!("{:.1}", median(t))).collect();
+            println!(
+                "weights rms_norm {} {rows}x{n} round {round}: µs with w0..w3 (own buffers), w4 (in a 64 MiB buffer), w5 (x's first row), none: {}",
+                dtype.name(),
+                us.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// RMSNorm over 4096 x 32000 in the order the default ablate times it (each dtype's tensors
+/// made, timed with a weight, without, and with it again, then dropped), twice: whether a slow
+/// run with the weight follows the tensors' making and freeing, or the weight.
+fn rms_sequence(ctx: &Context, timer: &mut Timer, rng: &mut rand::rngs::SmallRng) -> Res<()> {
+    for pass in 0..2 {
+        for dtype in [DType::F32, DType::F16] {
+            let made = std::time::Instant::now();
+            let x = tensor(ctx, rng, &[4096, 32000], dtype)?;
+            let w = tensor(ctx, rng, &[32000], dtype)?;
+            let y = tensor(ctx, rng, &[4096, 32000], dtype)?;
+            ctx.sync().map_err(err)?;
+            let with_w = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
+            let no_w = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+            let t_w = time(timer, |p| rms_norm::encode(ctx, p, &with_w))?;
+            let t_nw = time(timer, |p| rms_norm::encode(ctx, p, &no_w))?;
+            let t_w2 = time(timer, |p| rms_norm::encode(ctx, p, &with_w))?;
+            std::thread::sleep(Duration::from_secs(1));
+            let t_w3 = time(timer, |p| rms_norm::encode(ctx, p, &with_w))?;
+            println!(
+                "rms sequence {pass} {}: with weight {t_w:.1} µs, without {t_nw:.1}, with again {t_w2:.1}, after 1 s idle {t_w3:.1} ({:.1} s after the tensors were made)",
+                dtype.name(),
+                made.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How the GPU comes back from idle: after `idle` seconds with nothing to do, RMSNorm f16
+/// 4096 x 32000 with a weight is timed in groups of 5 runs (L2 flushed before each) for 1.5 s,
+/// with no warm-up; each line is the time since the first group and the group's median.
+fn ramp(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
+    let dtype = DType::F16;
+    let x = tensor(ctx, rng, &[4096, 32000], dtype)?;
+    let w = tensor(ctx, rng, &[32000], dtype)?;
+    let y = tensor(ctx, rng, &[4096, 32000], dtype)?;
+    let a = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
+    let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
+    timer.time(1, |p| rms_norm::encode(ctx, p, &a)).map_err(err)?;
+    for idle in [3u64, 3, 1, 0] {
+        std::thread::sleep(Duration::from_secs(idle));
+        let t0 = std::time::Instant::now();
+        let mut line = Vec::new();
+        while t0.elapsed() < Duration::from_millis(1500) {
+            let at = t0.elapsed().as_secs_f64() * 1e3;
+            let us = median(&timer.time(5, |p| rms_norm::encode(ctx, p, &a)).map_err(err)?);
+            line.push(format!("{at:.0}:{us:.0}"));
+        }
+        println!("ramp after {idle} s idle, rms_norm f16 4096x32000 (ms since start: µs a run): {}", line.join(" "));
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Res<()> {
     let ctx = Context::new().map_err(err)?;
     println!("{}", ctx.info());
@@ -96,6 +194,15 @@ pub fn run(args: &[String]) -> Res<()> {
     }
     if args.iter().any(|a| a == "--buffers") {
         return buffers(&ctx, &mut rng);
+    }
+    if args.iter().any(|a| a == "--ramp") {
+        return ramp(&ctx, &mut rng);
+    }
+    if args.iter().any(|a| a == "--rms") {
+        return rms_sequence(&ctx, &mut timer, &mut rng);
+    }
+    if args.iter().any(|a| a == "--weights") {
+        return weights(&ctx, &mut rng);
     }
     for dtype in [DType::F32, DType::F16] {
         let (m, k, r, o) = (4096, 4096, 16, 4096);
