@@ -135,7 +135,7 @@ fn row_ops(c: &mut Criterion) {
 }
 
 fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(if small() { 1 } else { 2 })).sample_size(10);
+    group.warm_up_time(wgfuse::timing::RESUME_WARM_UP).measurement_time(Duration::from_secs(if small() { 1 } else { 2 })).sample_size(10);
 }
 
 fn lora_op(c: &mut Criterion) {

@@ -59,10 +59,24 @@ pub struct Timer {
     queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
     scratch: Option<wgpu::Buffer>,
     lead: Option<(crate::Tensor, crate::Tensor)>,
+    /// When this timer's GPU work last finished.
+    last_busy: Option<Instant>,
+    resume: Duration,
 }
 
 /// Timed runs per submission (each takes two timestamps).
 const BATCH: u32 = 128;
+
+/// A GPU idle for longer than this (by its timer's knowledge) gets [`RESUME_WARM_UP`].
+pub const IDLE_LIMIT: Duration = Duration::from_millis(500);
+
+/// The least warm-up after an idle GPU. On the H200 (Vulkan, driver 580), memory-bound work
+/// after 3 s with nothing to do ran at a third of its speed for 210–360 ms (RMSNorm f16
+/// 4096 x 32000: 455 µs a run, then 142 from one run to the next, in four trials;
+/// `cargo xtask ablate --ramp`), then at full speed; after 1 s idle it ran at full speed at
+/// once. A 200 ms warm-up after several seconds of host work (making a case's inputs) could
+/// end inside that slow phase.
+pub const RESUME_WARM_UP: Duration = Duration::from_millis(600);
 
 impl Timer {
     /// A timer that flushes the L2 between runs by overwriting `flush_bytes` of scratch memory
@@ -75,7 +89,7 @@ impl Timer {
     /// let ctx = wgfuse::Context::new()?;
     /// let x = ctx.tensor(&[0.5f32; 64 * 256], &[64, 256])?;
     /// let y = ctx.tensor(&[0.0f32; 64 * 256], &[64, 256])?;
-    /// let mut timer = Timer::new(&ctx, 1 << 20)?;
+    /// let mut timer = Timer::new(&ctx, 1 << 20)?.with_resume(std::time::Duration::ZERO);
     /// let mut run = |pass: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, pass, &softmax::Args { x: &x, y: &y, variant: None });
     /// timer.warm_up(std::time::Duration::from_millis(10), &mut run)?;
     /// let us = median(&timer.time(5, &mut run)?);
@@ -122,7 +136,7 @@ impl Timer {
         } else {
             None
         };
-        Ok(Timer { ctx: ctx.clone(), clock, queries, scratch, lead: None })
+        Ok(Timer { ctx: ctx.clone(), clock, queries, scratch, lead: None, last_busy: None, resume: RESUME_WARM_UP })
     }
 
     /// Starts every timed run's pass with an untimed 16-byte copy on the timer's own buffers
@@ -178,7 +192,9 @@ impl Timer {
     /// Keeps the GPU busy with `f` for at least `min` of wall time, so that it leaves its idle
     /// clocks: batches of about 10 ms of work, the next one always queued before the previous
     /// one finishes, so the GPU never idles in between (a GPU that idles drops its clocks again).
-    /// Returns how many runs that took.
+    /// When this timer has not had the GPU busy within [`IDLE_LIMIT`] (or never has), the
+    /// warm-up lasts at least [`Timer::resume`] ([`RESUME_WARM_UP`] unless set). Returns how
+    /// many runs that took.
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
@@ -187,13 +203,15 @@ impl Timer {
     /// let ctx = wgfuse::Context::new()?;
     /// let (x, y) = (ctx.tensor(&[0.5f32; 1024], &[4, 256])?, ctx.tensor(&[0.0f32; 1024], &[4, 256])?);
     /// let mut run = |p: &mut wgpu::ComputePass<'_>| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None });
-    /// let mut timer = Timer::new(&ctx, 0)?;
+    /// let mut timer = Timer::new(&ctx, 0)?.with_resume(std::time::Duration::ZERO);
     /// assert!(timer.warm_up(std::time::Duration::from_millis(5), &mut run)? >= 1);
     /// # Ok(()) }
     /// ```
     pub fn warm_up(&mut self, min: Duration, mut f: impl FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>) -> Result<usize> {
         // Pending ops of the Context first, so they do not run (and cool the GPU) in between.
         self.ctx.sync()?;
+        let idle = self.last_busy.is_none_or(|t| t.elapsed() > IDLE_LIMIT);
+        let min = if idle { min.max(self.resume) } else { min };
         let device = self.ctx.device().clone();
         let record = |f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>) -> Result<()>, n: usize| -> Result<wgpu::CommandEncoder> {
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });
@@ -226,7 +244,35 @@ impl Timer {
         if let Some(prev) = queued {
             self.wait(prev)?;
         }
+        self.last_busy = Some(Instant::now());
         Ok(runs)
+    }
+
+    /// Sets the least warm-up after an idle GPU ([`RESUME_WARM_UP`] by default; zero for
+    /// devices whose speed does not depend on what ran before, such as a CPU rasterizer).
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// let timer = wgfuse::timing::Timer::new(&ctx, 0)?.with_resume(std::time::Duration::ZERO);
+    /// assert_eq!(timer.resume(), std::time::Duration::ZERO);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_resume(mut self, resume: Duration) -> Timer {
+        self.resume = resume;
+        self
+    }
+
+    /// The least warm-up after an idle GPU.
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// let ctx = wgfuse::Context::new()?;
+    /// assert_eq!(wgfuse::timing::Timer::new(&ctx, 0)?.resume(), wgfuse::timing::RESUME_WARM_UP);
+    /// # Ok(()) }
+    /// ```
+    pub fn resume(&self) -> Duration {
+        self.resume
     }
 
     fn wait(&self, idx: wgpu::SubmissionIndex) -> Result<()> {
@@ -338,6 +384,7 @@ impl Timer {
         enc.resolve_query_set(set, 0..2 * n, resolve, 0);
         enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16 * n as u64);
         self.submit_wait(enc)?;
+        self.last_busy = Some(Instant::now());
         let (tx, rx) = std::sync::mpsc::channel();
         read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

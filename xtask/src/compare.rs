@@ -2,7 +2,8 @@
 //! reference, per op × dtype × shape, on the chosen adapter.
 //!
 //! Every GPU number is the median of timestamp-query runs, after ≥ 200 ms of warm-up of the
-//! same work, with the L2 flushed (256 MiB overwritten) before each run. The bound of a row
+//! same work (≥ 600 ms when the GPU has idled, as while a case's inputs are made: see
+//! `wgfuse::timing::RESUME_WARM_UP`; not in `--quick`), with the L2 flushed (256 MiB overwritten) before each run. The bound of a row
 //! is a copy kernel over the same number of bytes, timed the same way in the same run.
 //! On a shared GPU a case whose copy ran under 60% of the fastest copy of the run (a slow
 //! phase) is measured again, up to `--retries` times (2), keeping the attempt whose copy ran
@@ -431,6 +432,9 @@ pub fn run(args: &[String]) -> Res<()> {
         None
     };
     let mut timer = Timer::new(&ctx, o.flush_mb << 20).map_err(err)?;
+    if o.quick {
+        timer = timer.with_resume(Duration::ZERO);
+    }
     if o.lead_in {
         timer = timer.with_lead_in().map_err(err)?;
         println!("timed runs start after an untimed lead-in dispatch (timestamps inside the pass): {}", timer.lead_in());
