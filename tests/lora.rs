@@ -152,7 +152,8 @@ fn lora_every_variant() {
 
 /// The tiled form's wide x·A (16 k lanes of 8 k; f16 reads x 16 bytes at a time): k slices of
 /// 1 to 32 tiles, row tiles cut short, ranks past 16 (two passes over x), `in` past a tile,
-/// f32 `in` not a multiple of 4; f16 with an `in` that is not a multiple of 8 gets a typed error.
+/// f32 `in` not a multiple of 4, row groups of 4 rows and of 2 (`MODE_XA_ROWS2`, also with 32
+/// lanes); f16 with an `in` that is not a multiple of 8 gets a typed error.
 #[test]
 fn lora_wide_x_a() {
     use wgfuse::kernels::{lora, Kind, Variant};
@@ -175,8 +176,10 @@ fn lora_wide_x_a() {
             Some(arr(&basev, rows, out).view()),
         );
         let (atol, rtol) = tols(dtype, k_in, rank);
-        for kt in [1u32, 2, 3, 32] {
-            let v = Variant { kind: Kind::Project, wg: 256, threads: 16, chunks: kt, mode: 0 };
+        // Both row-group heights (4 rows, and 2 with MODE_XA_ROWS2), and the 32-lane form's 2 rows.
+        let forms = [1u32, 2, 3, 32].into_iter().flat_map(|kt| [(16, kt, 0), (16, kt, lora::MODE_XA_ROWS2)]);
+        for (lanes, kt, mode) in forms.chain([(32, 1, lora::MODE_XA_ROWS2), (32, 3, lora::MODE_XA_ROWS2)]) {
+            let v = Variant { kind: Kind::Project, wg: 256, threads: lanes, chunks: kt, mode };
             let y = upload(&ctx, &vec![f64::NAN; rows * out], &[rows, out], dtype).0;
             let args = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: Some(v) };
             ctx.lora_with(&args).unwrap();

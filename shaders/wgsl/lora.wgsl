@@ -508,15 +508,19 @@ fn lora_f16_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 // ---- Tiled form, for many rows: two dispatches that each keep the GPU full ----
 //
-// `xa` (T = 32 k lanes; 16 in the wide f16 form below): t = x A for a tile of 4 * WG / T rows
-// over one k slice of K tiles of 128, into `scratch` (slice-major: [slice][row][r rounded up to 4]). Threads form WG / 32 row
-// groups of 4 rows; the 32 k lanes of a group read neighbouring 4-element chunks of the same
-// rows (512 contiguous bytes of each row per load). Per k tile of 128, A is staged in `a_s`
-// ([chunk][k of the chunk][rank quad], 17 vec4 a chunk: lanes of a subgroup hit distinct
-// banks), and each A vec4 read feeds 16 FMAs (4 rows x 4 ranks). Two tiles of A are staged in
-// turn: the next tile's A and x are loaded before the current one is used, so loads stay in
-// flight over the products, and there is one barrier a tile. A thread keeps 4 rows x 16 ranks of t in named accumulators; ranks past 16 take more passes
-// over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a time.
+// `xa` (T = 32 k lanes; 16 in the wide form below): t = x A for a tile of R * WG / T rows
+// (R = 4, or 2 in the two-row form, MODE bit XR2) over one k slice of K tiles of 128, into
+// `scratch` (slice-major: [slice][row][r rounded up to 4]). Threads form WG / T row groups of
+// R rows; the k lanes of a group read neighbouring chunks of the same rows (512 contiguous
+// bytes of each row per load). Per k tile of 128, A is staged in `a_s` ([chunk][k of the
+// chunk][rank quad], 17 vec4 a chunk: lanes of a subgroup hit distinct banks), and each A vec4
+// read feeds 4 FMAs a row (16 at R = 4). Two tiles of A are staged in turn: the next tile's A
+// and x are loaded before the current one is used, so loads stay in flight over the products,
+// and there is one barrier a tile. A thread keeps R rows x 16 ranks of t in named
+// accumulators (the rows past R fold away when the pipeline is made); ranks past 16 take more
+// passes over x. The k lanes' partial sums meet in shared memory (`a_s` again), one row at a
+// time. The two-row form needs ~40% fewer registers (H200: 123 / 111 a thread in f32 / f16,
+// against 191 / 162), so two workgroups fit a multiprocessor instead of one.
 // `tb` (T = 64, 128 or 256 column chunks): y = base + s t B for 16 K rows x T column chunks per
 // workgroup: the tile's t (the slices summed, or rows of A for the merge) is staged in `t4`
 // once; thread (group, chunk) keeps B's first 16 ranks at its 4 columns in registers (four
@@ -540,6 +544,16 @@ fn xa_wide() -> bool {
     return T == 16u;
 }
 
+// MODE bit of x·A's two-row form: a row group holds 2 rows instead of 4, so a thread keeps
+// half the accumulators and half the x in flight (fewer registers, more workgroups a
+// multiprocessor).
+const XR2: u32 = 64u;
+
+// Rows of an x·A row group: 4, or 2 in the two-row form.
+fn xa_rows() -> u32 {
+    return select(4u, 2u, (MODE & XR2) != 0u);
+}
+
 // Row q of a row group at elements k .. k + 8 (wide form), 0 past the rows or past k1.
 fn xw_at(rm: u32, q: u32, nrow: u32, k: u32, k1: u32) -> vec4<u32> {
     if (q >= nrow || k >= k1) {
@@ -550,6 +564,9 @@ fn xw_at(rm: u32, q: u32, nrow: u32, k: u32, k1: u32) -> vec4<u32> {
 
 // A lane's x at row q of its row group: 4 elements from k (8 in the wide f16 form).
 fn xk_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
+    if (q >= xa_rows()) {
+        return vec4<u32>(0u);
+    }
     if (xa_wide() && f16) {
         return xw_at(rm, q, nrow, k, k1);
     }
@@ -558,7 +575,7 @@ fn xk_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: boo
 
 // The wide f32 form's second chunk of a lane (elements k + 4 .. k + 8); 0 elsewhere.
 fn xh_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
-    if (xa_wide() && !f16) {
+    if (xa_wide() && !f16 && q < xa_rows()) {
         return x_at(false, rm, q, nrow, k + 4u, k1, in_aligned);
     }
     return vec4<u32>(0u);
@@ -674,7 +691,7 @@ fn xa_out(q: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, li
         for (var l = 0u; l < T; l++) {
             s += a_s[(g2 * T + l) * 4u + j / 4u][j % 4u];
         }
-        let m = m0 + 4u * g2 + q;
+        let m = m0 + xa_rows() * g2 + q;
         if (m < p.rows && jb + j < r) {
             scratch[(sl * p.rows + m) * r4 + jb + j] = s;
         }
@@ -682,11 +699,11 @@ fn xa_out(q: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, li
 }
 
 fn xa(f16: bool, g: u32, lid: u32) {
-    let rw = 4u * (WG / T);
+    let rw = xa_rows() * (WG / T);
     let tile = g / p.slices;
     let sl = g % p.slices;
     let m0 = tile * rw;
-    let rm = m0 + 4u * (lid / T);
+    let rm = m0 + xa_rows() * (lid / T);
     let kl = lid % T;
     let nrow = p.rows - min(p.rows, rm);
     let r = p.rank;
@@ -768,8 +785,10 @@ fn xa(f16: bool, g: u32, lid: u32) {
         }
         xa_out(0u, a00, a01, a02, a03, lid, m0, sl, jb);
         xa_out(1u, a10, a11, a12, a13, lid, m0, sl, jb);
-        xa_out(2u, a20, a21, a22, a23, lid, m0, sl, jb);
-        xa_out(3u, a30, a31, a32, a33, lid, m0, sl, jb);
+        if (xa_rows() == 4u) {
+            xa_out(2u, a20, a21, a22, a23, lid, m0, sl, jb);
+            xa_out(3u, a30, a31, a32, a33, lid, m0, sl, jb);
+        }
     }
 }
 
@@ -987,7 +1006,8 @@ fn tb(f16: bool, g: u32, lid: u32) {
 }
 
 fn xa_skip(g: u32) -> bool {
-    return g >= ((p.rows + 4u * (WG / T) - 1u) / (4u * (WG / T))) * p.slices;
+    let rw = xa_rows() * (WG / T);
+    return g >= ((p.rows + rw - 1u) / rw) * p.slices;
 }
 
 fn tb_skip(g: u32) -> bool {

@@ -162,29 +162,36 @@ pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Varian
     }
 }
 
-/// The tiled form's variant: k tiles of 128 per slice (`chunks`) so that the first dispatch
-/// has about one workgroup per multiprocessor of a large GPU (~128). The wide x·A (16 k lanes
-/// of 8 k; a row tile is then 64 rows) runs where it can: f32, and f16 with `in` a multiple
-/// of 8 (its x is read 16 bytes at a time). On the H200, 4096 x 4096 r16 → 4096 with base
-/// (`tune`, one call each dtype): 16 lanes x 16 k tiles (2 slices) 91.2 µs f32 / 73.8 µs f16,
-/// against 96.6 / 77.5 for 32 lanes x 32 tiles (1 slice) and 95.7 / 77.3 for 16 lanes x 8.
+/// The tiled form's variant: x·A in row groups of 2 rows ([`MODE_XA_ROWS2`]), and k tiles of
+/// 128 per slice (`chunks`) so that the first dispatch has about two workgroups per
+/// multiprocessor of a large GPU (~256). The wide x·A (16 k lanes of 8 k; a row tile is then 32
+/// rows) runs where it can: f32, and f16 with `in` a multiple of 8 (its x is read 16 bytes at a
+/// time).
+///
+/// From `cargo xtask tune` on an H200, 4096 x 4096 r16 → 4096 with base, one call: the
+/// two-row form was faster in all 14 pairs of lanes and k tiles per dtype. It holds 123 / 111
+/// registers a thread (f32 / f16) against 191 / 162 for 4 rows (`cargo xtask shader-stats`),
+/// so two 256-thread workgroups fit a multiprocessor's 64K registers instead of one.
+/// 16 lanes x 16 k tiles (2 slices, 256 workgroups): 84.7 µs f32 / 66.7 µs f16, against 89.8 /
+/// 71.5 with 4 rows, 93.5 / 75.9 for 32 k tiles (1 slice) and 87.1 / 69.0 for 8.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::DType;
-/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4096, DType::F16);
-/// assert_eq!((v.threads, v.chunks), (16, 16)); // 64 row tiles x 2 slices of 16 k tiles
-/// let v = wgfuse::kernels::lora::tiled_variant(4096, 4100, DType::F16);
-/// assert_eq!((v.threads, v.chunks), (32, 33)); // 128 row tiles x 1 slice
+/// use wgfuse::kernels::lora::{tiled_variant, MODE_XA_ROWS2};
+/// let v = tiled_variant(4096, 4096, DType::F16);
+/// assert_eq!((v.threads, v.chunks, v.mode), (16, 16, MODE_XA_ROWS2)); // 128 row tiles x 2 slices of 16 k tiles
+/// let v = tiled_variant(4096, 4100, DType::F16);
+/// assert_eq!((v.threads, v.chunks), (32, 33)); // 256 row tiles x 1 slice
 /// # Ok(()) }
 /// ```
 pub fn tiled_variant(rows: usize, k_in: usize, dtype: DType) -> Variant {
     let lanes = if wide_fits(k_in, dtype) { TILED_LANES_WIDE } else { TILED_LANES };
-    let row_tiles = tiles_of(rows, 4 * (WG / lanes));
+    let v = Variant { kind: Kind::Project, wg: WG, threads: lanes, chunks: 1, mode: MODE_XA_ROWS2 };
+    let row_tiles = tiles_of(rows, xa_rows(&v) * (WG / lanes));
     let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
-    let slices = 128u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
-    let chunks = k_tiles.div_ceil(slices);
-    Variant { kind: Kind::Project, wg: WG, threads: lanes, chunks: chunks as u32, mode: 0 }
+    let slices = 256u64.div_ceil(row_tiles).clamp(1, k_tiles.min(64));
+    Variant { chunks: k_tiles.div_ceil(slices) as u32, ..v }
 }
 
 /// Whether the tiled form's wide x·A can run: f32, or f16 with `in` a multiple of 8 (its
@@ -216,6 +223,20 @@ pub fn skinny_variant(rows: usize, k_in: usize, out: usize) -> Variant {
     let wg = if k_in >= 2048 { 1024 } else { 256 };
     let blocks = 32u64.div_ceil(tiles).clamp(1, (out.div_ceil(4) as u64 / 16).max(1));
     Variant { kind: Kind::Skinny, wg, threads: blocks as u32, chunks: tm, mode: 0 }
+}
+
+/// `MODE` bit of lora.wgsl's tiled x·A: row groups of 2 rows instead of 4 (half the
+/// accumulators and x in flight a thread, so fewer registers and more workgroups a
+/// multiprocessor). Set it in a [`Kind::Project`] variant's `mode` to pick that form.
+pub const MODE_XA_ROWS2: u32 = 64;
+
+/// Rows of a tiled x·A row group: 2 with [`MODE_XA_ROWS2`], else 4.
+fn xa_rows(v: &Variant) -> u32 {
+    if v.mode & MODE_XA_ROWS2 != 0 {
+        2
+    } else {
+        4
+    }
 }
 
 fn tiles_of(rows: usize, tm: u32) -> u64 {
@@ -286,7 +307,9 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     }
     let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out, dtype));
     // ALIGNED (lora.wgsl): every chunk x·A loads is whole, so its partial-chunk code is left out.
-    v.mode = mode | if k_in % 4 == 0 && rank % 4 == 0 && out % 4 == 0 { MODE_ALIGNED } else { 0 };
+    // The tiled x·A keeps its two-row bit.
+    let rows_bit = if v.kind == Kind::Project { v.mode & MODE_XA_ROWS2 } else { 0 };
+    v.mode = mode | rows_bit | if k_in % 4 == 0 && rank % 4 == 0 && out % 4 == 0 { MODE_ALIGNED } else { 0 };
     if v.kind == Kind::Coop {
         return coop_plan(ctx, a, v, [rows, k_in, rank, out], dtype);
     }
@@ -324,9 +347,10 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
 }
 
 /// The tiled form (`Kind::Project`): `x·A` per k slice into scratch, then `base + s·t·B`; the
-/// merge needs only the second dispatch (its `t` is A). `v.threads` k lanes a row group (32; a
-/// workgroup takes `4·256 / 32` rows), `v.chunks` k tiles of 128 a slice (1 to 256; the k
-/// slices follow: `ceil(in / 128 / chunks)`, at most 64).
+/// merge needs only the second dispatch (its `t` is A). `v.threads` k lanes a row group (32 or
+/// 16; a workgroup takes `R·256 / lanes` rows, R = 2 with [`MODE_XA_ROWS2`] in `v.mode`, else
+/// 4), `v.chunks` k tiles of 128 a slice (1 to 256; the k slices follow:
+/// `ceil(in / 128 / chunks)`, at most 64).
 fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType, pooled: bool) -> Result<Plan> {
     let merge = a.mode == Mode::Merge;
     let fit = expand_fit(rank);
@@ -357,7 +381,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     let width = if v.kind == Kind::Expand { v.threads } else { expand_chunks(out) };
     check_shared(ctx, TILED_SHARED_BYTES, "workgroup memory the tiled form needs")?;
     let r4 = rank.div_ceil(4) * 4;
-    let tiles = tiles_of(rows, 4 * (WG / v.threads));
+    let tiles = tiles_of(rows, xa_rows(&v) * (WG / v.threads));
     let max_elems = (ctx.info().limits.max_storage_buffer_binding_size / 4).min(u32::MAX as u64 / 2);
     let k_tiles = k_in.div_ceil(TILED_KT).max(1) as u64;
     let mut per_slice = v.chunks as u64;
@@ -370,7 +394,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, slices as u32];
     let key = |variant| PipelineKey { op: Op::Lora, variant, dtype, backend: ctx.backend() };
     let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: per_slice as u32, mode: v.mode });
-    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: width, chunks: blocks, mode: v.mode });
+    let expand = key(Variant { kind: Kind::Expand, wg: WG, threads: width, chunks: blocks, mode: v.mode & !MODE_XA_ROWS2 });
     let expand_groups = (rows as u64).div_ceil(16 * blocks as u64) * col_blocks;
     let steps = if merge { vec![(expand, expand_groups)] } else { vec![(project, tiles * slices), (expand, expand_groups)] };
     // The merge's second dispatch reads A, not scratch, but its entry point still binds one.

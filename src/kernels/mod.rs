@@ -197,6 +197,9 @@ impl Variant {
             Kind::Online => format!("online t{} r{}", self.threads, self.wg / self.threads.max(1)),
             Kind::Plain => format!("wg{} tile{} passes{}", self.wg, self.chunks, self.threads),
             Kind::Down | Kind::Up => format!("split-k tile{} passes{}", self.chunks, self.threads),
+            Kind::Project if self.mode & crate::kernels::lora::MODE_XA_ROWS2 != 0 => {
+                format!("tiled kl{} kt{} r2", self.threads, self.chunks)
+            }
             Kind::Project => format!("tiled kl{} kt{}", self.threads, self.chunks),
             Kind::Expand => format!("t·B c{} blocks{}", self.threads, self.chunks),
             Kind::Skinny => format!("skinny wg{} rows{} col-blocks{}", self.wg, self.chunks, self.threads),

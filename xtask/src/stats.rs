@@ -14,7 +14,7 @@
 use std::ffi::{c_char, CStr, CString};
 
 use ash::vk;
-use wgfuse::kernels::{lora, rms_norm, softmax, PipelineKey};
+use wgfuse::kernels::{lora, rms_norm, softmax, Kind, PipelineKey, Variant};
 use wgfuse::{Backend, Context, DType, Tensor};
 
 use crate::util::{err, Res};
@@ -71,6 +71,14 @@ fn record_cases(ctx: &Context, ops: &[String]) -> Res<()> {
                 let (b, base, y) = (blank(ctx, &[rank, out], dtype)?, blank(ctx, &[rows, out], dtype)?, blank(ctx, &[rows, out], dtype)?);
                 let args = lora::Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode: lora::Mode::Base, variant: None };
                 lora::encode(ctx, &mut pass, &args).map_err(err)?;
+                if rows < 4096 {
+                    continue;
+                }
+                // The tiled x·A's other forms: 32 k lanes, and row groups of 2 rows.
+                for (lanes, mode) in [(32, 0), (16, lora::MODE_XA_ROWS2), (32, lora::MODE_XA_ROWS2)] {
+                    let variant = Some(Variant { kind: Kind::Project, wg: 256, threads: lanes, chunks: 16, mode });
+                    lora::encode(ctx, &mut pass, &lora::Args { variant, ..args }).map_err(err)?;
+                }
             }
         }
     }

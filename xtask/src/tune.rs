@@ -90,7 +90,9 @@ pub fn run(args: &[String]) -> Res<()> {
                     // k lanes of x·A: 32, and 16 (the wide form) but for f16 with in not a multiple of 8.
                     let lanes: &[u32] = if dtype == DType::F32 || k % 8 == 0 { &[32, 16] } else { &[32] };
                     let tiled = [1u32, 2, 4, 6, 8, 16, 32].into_iter().flat_map(|kt| {
-                        lanes.iter().map(move |&l| Variant { kind: Kind::Project, wg: 256, threads: l, chunks: kt, mode: 1 })
+                        lanes.iter().flat_map(move |&l| {
+                            [1, 1 | lora::MODE_XA_ROWS2].map(|mode| Variant { kind: Kind::Project, wg: 256, threads: l, chunks: kt, mode })
+                        })
                     });
                     let fused = [4u32, 8, 16].into_iter().flat_map(|tm| {
                         let passes = (o.div_ceil(4) as u32).div_ceil(256 / (tm / 4));
@@ -134,7 +136,13 @@ pub fn run(args: &[String]) -> Res<()> {
                             us,
                             bytes as f64 / (us * 1e3),
                             100.0 * bound / us,
-                            if (Variant { mode: 1, ..v }) == (Variant { mode: 1, ..pick }) { "  <- rule" } else { "" }
+                            if (Variant { mode: v.mode & lora::MODE_XA_ROWS2, ..v })
+                                == (Variant { mode: pick.mode & lora::MODE_XA_ROWS2, ..pick })
+                            {
+                                "  <- rule"
+                            } else {
+                                ""
+                            }
                         );
                     }
                     // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per width
