@@ -5,9 +5,10 @@
 //! same work (≥ 600 ms when the GPU has idled, as while a case's inputs are made: see
 //! `wgfuse::timing::RESUME_WARM_UP`; not in `--quick`), with the L2 flushed (256 MiB overwritten) before each run. The bound of a row
 //! is a copy kernel over the same number of bytes, timed the same way in the same run.
-//! On a shared GPU a case whose copy ran under 60% of the fastest copy of the run (a slow
-//! phase) is measured again, up to `--retries` times (2), keeping the attempt whose copy ran
-//! fastest (the headline copy likewise); the report names those cases.
+//! On a shared GPU a case whose copy ran under 60% of the fastest copy so far (a slow phase;
+//! the 1 GiB headline copy is timed first) is timed again on the same inputs, up to
+//! `--retries` times (2), keeping the attempt whose copy ran fastest (the headline copy
+//! likewise, at the end); the report names those cases.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -308,7 +309,7 @@ struct Fused<'a> {
     op: OpName,
     ctx: &'a Context,
     inp: &'a Inputs,
-    out: Vec<Tensor>,
+    out: &'a [Tensor],
 }
 
 impl Fused<'_> {
@@ -457,41 +458,44 @@ pub fn run(args: &[String]) -> Res<()> {
     bar.set_message("copy headline");
     let mut big_us = copy_bound(&ctx, &mut timer, &o, 2 * big)?;
     let mut results: Vec<Vec<Row>> = Vec::with_capacity(cases.len());
-    for (i, (op, dtype, s)) in cases.iter().enumerate() {
-        results.push(run_case(&ctx, native.as_ref(), &mut timer, &o, &bar, i, *op, *dtype, s)?);
-        bar.inc(1);
-    }
     // The GPU is shared: in a slow phase a copy runs at a fraction of its speed, and with it
     // every kernel timed interleaved with it. The ratios to the copy hold, the times do not.
-    // Cases whose copy ran under SLOW of the fastest copy seen, and the headline likewise, are
-    // measured again, keeping the attempt with the fastest copy.
-    for _ in 0..o.retries {
-        let fastest = results.iter().filter_map(|r| big_copy_gbs(r)).fold(gbs(2 * big, big_us), f64::max);
-        let slow: Vec<usize> = (0..cases.len()).filter(|&i| big_copy_gbs(&results[i]).is_some_and(|g| g < SLOW * fastest)).collect();
-        let headline_slow = gbs(2 * big, big_us) < SLOW * fastest;
-        if slow.is_empty() && !headline_slow {
-            break;
+    // A case whose copy runs under SLOW of the fastest copy so far (the headline's at first) is
+    // timed again on the same inputs, keeping the attempt with the fastest copy.
+    let mut fastest = gbs(2 * big, big_us);
+    for (i, (op, dtype, s)) in cases.iter().enumerate() {
+        bar.set_message(format!("{} {} {}", op.name(), dtype.name(), shape_str(s)));
+        let case = Case::prepare(&ctx, native.as_ref(), i, *op, *dtype, s)?;
+        if let Some(line) = case.cpu_note() {
+            note(&bar, line);
         }
-        if headline_slow {
-            note(&bar, format!("headline copy ran slow ({:.0} GB/s, a row's copy {fastest:.0}): measured again", gbs(2 * big, big_us)));
-            big_us = big_us.min(copy_bound(&ctx, &mut timer, &o, 2 * big)?);
-        }
-        for i in slow {
-            let (op, dtype, s) = &cases[i];
-            let again = run_case(&ctx, native.as_ref(), &mut timer, &o, &bar, i, *op, *dtype, s)?;
-            let (old, new) = (copy_us(&results[i]), copy_us(&again));
-            let attempts = results[i].first().map_or(1, |r| r.attempts) + 1;
+        let mut rows = case.time(&mut timer, &o)?;
+        let mut attempts = 1;
+        while attempts <= o.retries && big_copy_gbs(&rows).is_some_and(|g| g < SLOW * fastest) {
+            let again = case.time(&mut timer, &o)?;
+            let (old, new) = (copy_us(&rows), copy_us(&again));
             note(
                 &bar,
                 format!("{} {} {}: copy ran slow ({old:.1} µs), measured again: {new:.1} µs", op.name(), dtype.name(), shape_str(s)),
             );
             if new < old {
-                results[i] = again;
+                rows = again;
             }
-            for r in results[i].iter_mut() {
-                r.attempts = attempts;
-            }
+            attempts += 1;
         }
+        for r in rows.iter_mut() {
+            r.attempts = attempts;
+        }
+        fastest = big_copy_gbs(&rows).map_or(fastest, |g| fastest.max(g));
+        results.push(rows);
+        bar.inc(1);
+    }
+    for _ in 0..o.retries {
+        if gbs(2 * big, big_us) >= SLOW * fastest {
+            break;
+        }
+        note(&bar, format!("headline copy ran slow ({:.0} GB/s, a row's copy {fastest:.0}): measured again", gbs(2 * big, big_us)));
+        big_us = big_us.min(copy_bound(&ctx, &mut timer, &o, 2 * big)?);
     }
     let rows: Vec<Row> = results.into_iter().flatten().collect();
     bar.finish_and_clear();
@@ -537,113 +541,125 @@ fn big_copy_gbs(rows: &[Row]) -> Option<f64> {
     rows.iter().find(|r| r.backend == "copy" && r.bytes >= 16 << 20).map(|r| r.gbs())
 }
 
-/// One case: inputs, the f64 reference on sampled rows, then the copy of the same bytes, the
-/// unfused baseline and each fused backend timed interleaved. Returns its rows.
-#[allow(clippy::too_many_arguments)]
-fn run_case(
-    ctx: &Context,
-    native: Option<&Context>,
-    timer: &mut Timer,
-    o: &Opts,
-    bar: &indicatif::ProgressBar,
-    i: usize,
+/// One case, made once: its inputs (for each backend's Context), the errors of every
+/// candidate against the f64 reference on sampled rows, the copy of the same bytes and the
+/// unfused plan. [`Case::time`] times them, as often as a slow phase needs.
+struct Case<'a> {
+    ctx: &'a Context,
     op: OpName,
     dtype: DType,
-    s: &[usize],
-) -> Res<Vec<Row>> {
-    let mut rows = Vec::new();
-    bar.set_message(format!("{} {} {}", op.name(), dtype.name(), shape_str(s)));
-    let inp = make_inputs(ctx, op, s, dtype, 1000 + i as u64)?;
-    let idx = sample_rows(s[0], inp.host[0].len());
-    let (s_ref, h_ref) = sampled(op, s, &inp.host, &idx);
-    let t0 = Instant::now();
-    let want = reference(op, &s_ref, &h_ref);
-    let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
-    let cpu_what = if idx.len() == s[0] { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
-    let bytes = wgfuse::kernels::bytes_moved(op.op(), s, dtype);
-    let shape = shape_str(s);
-    // Every GPU candidate of the case, timed interleaved with the copy of the same bytes:
-    // the copy and the kernels share clocks and neighbours, so their ratio is trustworthy.
-    let (cx, cy) = copy_tensors(ctx, bytes)?;
-    let plan = if dtype == DType::F32 { Some(unfused_plan(ctx, op, &inp).map_err(err)?) } else { None };
-    let mut fused = Vec::new();
-    for (name, c) in [("wgsl", Some(ctx)), ("native", native)] {
-        let Some(c) = c else { continue };
-        let inp_c = if std::ptr::eq(c, ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
-        fused.push((name, c, inp_c));
+    shape: String,
+    bytes: u64,
+    /// The reference's time, and what it computed (every row, or a sample).
+    cpu: (f64, String, bool),
+    inp: Inputs,
+    copy: (Tensor, Tensor),
+    plan: Option<unfused::Unfused>,
+    /// Per fused backend: name, Context, its own inputs (None: `inp`), outputs.
+    fused: Vec<(&'static str, &'a Context, Option<Inputs>, Vec<Tensor>)>,
+    /// Max errors: the unfused plan's first (when there is one), then each fused backend's.
+    errors: Vec<f64>,
+}
+
+impl<'a> Case<'a> {
+    fn prepare(ctx: &'a Context, native: Option<&'a Context>, i: usize, op: OpName, dtype: DType, s: &[usize]) -> Res<Case<'a>> {
+        let inp = make_inputs(ctx, op, s, dtype, 1000 + i as u64)?;
+        let idx = sample_rows(s[0], inp.host[0].len());
+        let (s_ref, h_ref) = sampled(op, s, &inp.host, &idx);
+        let t0 = Instant::now();
+        let want = reference(op, &s_ref, &h_ref);
+        let cpu_us = t0.elapsed().as_secs_f64() * 1e6;
+        let every_row = idx.len() == s[0];
+        let cpu_what = if every_row { "f64 reference".to_string() } else { format!("f64 reference, {} of {} rows", idx.len(), s[0]) };
+        let bytes = wgfuse::kernels::bytes_moved(op.op(), s, dtype);
+        let copy = copy_tensors(ctx, bytes)?;
+        let plan = if dtype == DType::F32 { Some(unfused_plan(ctx, op, &inp).map_err(err)?) } else { None };
+        let mut errors = Vec::new();
+        if let Some(p) = &plan {
+            p.record(ctx).map_err(err)?;
+            errors.push(max_err(p.outputs(), &want, &idx)?);
+        }
+        let mut fused = Vec::new();
+        for (name, c) in [("wgsl", Some(ctx)), ("native", native)] {
+            let Some(c) = c else { continue };
+            let own = if std::ptr::eq(c, ctx) { None } else { Some(make_inputs(c, op, s, dtype, 1000 + i as u64)?) };
+            let out = fused_outputs(c, op, own.as_ref().unwrap_or(&inp))?;
+            errors.push(max_err(&out, &want, &idx)?);
+            fused.push((name, c, own, out));
+        }
+        Ok(Case { ctx, op, dtype, shape: shape_str(s), bytes, cpu: (cpu_us, cpu_what, every_row), inp, copy, plan, fused, errors })
     }
-    let mut errors = Vec::new();
-    if let Some(p) = &plan {
-        p.record(ctx).map_err(err)?;
-        errors.push(max_err(p.outputs(), &want, &idx)?);
+
+    /// The reference's time when it ran on a sample of rows (not comparable, so not a row).
+    fn cpu_note(&self) -> Option<String> {
+        let (us, what, every_row) = &self.cpu;
+        (!every_row).then(|| format!("{} {} {}: {what} took {us:.0} µs", self.op.name(), self.dtype.name(), self.shape))
     }
-    let mut runners = Vec::new();
-    for (_, c, inp_c) in &fused {
-        let inp_ref = inp_c.as_ref().unwrap_or(&inp);
-        let out = fused_outputs(c, op, inp_ref)?;
-        errors.push(max_err(&out, &want, &idx)?);
-        runners.push(Fused { op, ctx: c, inp: inp_ref, out });
+
+    /// The copy of the same bytes, the unfused baseline and each fused backend, timed
+    /// interleaved (they share clocks and neighbours, so their ratios are trustworthy).
+    fn time(&self, timer: &mut Timer, o: &Opts) -> Res<Vec<Row>> {
+        let ctx = self.ctx;
+        let runners: Vec<Fused<'_>> =
+            self.fused.iter().map(|(_, c, own, out)| Fused { op: self.op, ctx: c, inp: own.as_ref().unwrap_or(&self.inp), out }).collect();
+        let (cx, cy) = &self.copy;
+        let mut copy_f = |pass: &mut wgpu::ComputePass<'_>| copy::encode(ctx, pass, cx, cy);
+        let mut unfused_f = |pass: &mut wgpu::ComputePass<'_>| match &self.plan {
+            Some(p) => p.encode(ctx, pass),
+            None => Ok(()),
+        };
+        let mut fused_fs: Vec<Box<Recorder<'_>>> =
+            runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
+        let mut fs: Vec<&mut Recorder<'_>> = vec![&mut copy_f];
+        if self.plan.is_some() {
+            fs.push(&mut unfused_f);
+        }
+        for f in fused_fs.iter_mut() {
+            fs.push(f.as_mut());
+        }
+        timer
+            .warm_up(o.warmup, |pass| {
+                for f in fs.iter_mut() {
+                    f(pass)?;
+                }
+                Ok(())
+            })
+            .map_err(err)?;
+        let times = timer.time_interleaved(o.runs, &mut fs).map_err(err)?;
+        let med: Vec<f64> = times.iter().map(|t| median(t)).collect();
+        let bound = med[0];
+        let mk = |backend: &str, variant: String, us: f64, bound_us: Option<f64>, max_err: Option<f64>| Row {
+            op: self.op.name(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            backend: backend.to_string(),
+            variant,
+            us,
+            bytes: self.bytes,
+            bound_us,
+            max_err,
+            speedup: None,
+            attempts: 1,
+        };
+        let mut rows = vec![mk("copy", "bound".into(), bound, Some(bound), None)];
+        let mut unfused_us = None;
+        if let Some(p) = &self.plan {
+            rows.push(mk("unfused", format!("{} dispatches", p.dispatches()), med[1], Some(bound), Some(self.errors[0])));
+            unfused_us = Some(med[1]);
+        }
+        let first = usize::from(self.plan.is_some());
+        for (j, ((name, ..), f)) in self.fused.iter().zip(&runners).enumerate() {
+            let us = med[1 + first + j];
+            let mut r = mk(name, f.variant(), us, Some(bound), Some(self.errors[first + j]));
+            r.speedup = unfused_us.map(|u| u / us);
+            rows.push(r);
+        }
+        let (cpu_us, what, every_row) = &self.cpu;
+        if *every_row {
+            rows.push(mk("cpu", what.clone(), *cpu_us, None, Some(0.0)));
+        }
+        Ok(rows)
     }
-    let mut copy_f = |pass: &mut wgpu::ComputePass<'_>| copy::encode(ctx, pass, &cx, &cy);
-    let mut unfused_f = |pass: &mut wgpu::ComputePass<'_>| match &plan {
-        Some(p) => p.encode(ctx, pass),
-        None => Ok(()),
-    };
-    let mut fused_fs: Vec<Box<Recorder<'_>>> =
-        runners.iter().map(|f| Box::new(move |pass: &mut wgpu::ComputePass<'_>| f.encode(pass)) as Box<_>).collect();
-    let mut fs: Vec<&mut Recorder<'_>> = vec![&mut copy_f];
-    if plan.is_some() {
-        fs.push(&mut unfused_f);
-    }
-    for f in fused_fs.iter_mut() {
-        fs.push(f.as_mut());
-    }
-    timer
-        .warm_up(o.warmup, |pass| {
-            for f in fs.iter_mut() {
-                f(pass)?;
-            }
-            Ok(())
-        })
-        .map_err(err)?;
-    let times = timer.time_interleaved(o.runs, &mut fs).map_err(err)?;
-    let med: Vec<f64> = times.iter().map(|t| median(t)).collect();
-    let bound = med[0];
-    let mk = |backend: &str, variant: String, us: f64, bound_us: Option<f64>, max_err: Option<f64>| Row {
-        op: op.name(),
-        dtype,
-        shape: shape.clone(),
-        backend: backend.to_string(),
-        variant,
-        us,
-        bytes,
-        bound_us,
-        max_err,
-        speedup: None,
-        attempts: 1,
-    };
-    rows.push(mk("copy", "bound".into(), bound, Some(bound), None));
-    let mut at = 1;
-    let mut unfused_us = None;
-    if let Some(p) = &plan {
-        rows.push(mk("unfused", format!("{} dispatches", p.dispatches()), med[1], Some(bound), Some(errors[0])));
-        unfused_us = Some(med[1]);
-        at = 2;
-    }
-    let e0 = usize::from(plan.is_some());
-    for (j, ((name, _, _), f)) in fused.iter().zip(&runners).enumerate() {
-        let us = med[at + j];
-        let mut r = mk(name, f.variant(), us, Some(bound), Some(errors[e0 + j]));
-        r.speedup = unfused_us.map(|u| u / us);
-        rows.push(r);
-    }
-    if idx.len() == s[0] {
-        rows.push(mk("cpu", cpu_what, cpu_us, None, Some(0.0)));
-    } else {
-        // Time of the sampled rows only: not comparable, so not in the table's GB/s.
-        note(bar, format!("{} {} {}: {cpu_what} took {:.0} µs", op.name(), dtype.name(), shape, cpu_us));
-    }
-    Ok(rows)
 }
 
 /// The small-op and host-path numbers: GPU time per chained softmax 128x1024, and the wall
