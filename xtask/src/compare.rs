@@ -3,8 +3,9 @@
 //!
 //! Every GPU number is the median of timestamp-query runs, after ≥ 200 ms of warm-up of the
 //! same work (≥ 600 ms when the GPU has idled, as while a case's inputs are made: see
-//! `wgfuse::timing::RESUME_WARM_UP`; not in `--quick`), with the L2 flushed (256 MiB overwritten) before each run. The bound of a row
-//! is a copy kernel over the same number of bytes, timed the same way in the same run.
+//! `wgfuse::timing::RESUME_WARM_UP`; not in `--quick`), with the L2 flushed (256 MiB
+//! overwritten) before each run. The bound of a row is a copy kernel over the same number of
+//! bytes, timed the same way in the same run.
 //! On a shared GPU a case whose copy ran under 60% of the fastest copy so far (a slow phase;
 //! the 1 GiB headline copy is timed first) is timed again on the same inputs, up to
 //! `--retries` times (2), keeping the attempt whose copy ran fastest (the headline copy
