@@ -35,7 +35,7 @@ fn blank(ctx: &Context, shape: &[usize], dtype: DType) -> Res<Tensor> {
 }
 
 fn fits(ctx: &Context, bytes: usize) -> bool {
-    bytes as u64 <= ctx.info().limits.max_storage_buffer_binding_size as u64
+    bytes as u64 <= ctx.info().limits.max_storage_buffer_binding_size
 }
 
 /// Records the table's cases of `ops` into a pass that is dropped unsubmitted: the Context
@@ -154,6 +154,14 @@ fn text(chars: &[c_char]) -> String {
     unsafe { CStr::from_ptr(chars.as_ptr()) }.to_string_lossy().into_owned()
 }
 
+/// One executable of a pipeline as the driver reports it: its name (and subgroup size), its
+/// statistics (name, value) and, when asked for, its internal representations (name, bytes).
+struct Executable {
+    name: String,
+    stats: Vec<(String, String)>,
+    reprs: Vec<(String, Vec<u8>)>,
+}
+
 /// Our own Vulkan device on the adapter wgfuse picked, with every feature it supports and the
 /// executable-properties extension where the driver has it.
 struct Vk {
@@ -239,7 +247,7 @@ impl Vk {
 
     /// Compiles `key`'s kernel and returns the driver's statistics per executable (empty
     /// without the extension), and its internal representations when `ir` is set.
-    fn compile(&self, key: &PipelineKey, ir: bool) -> Res<Vec<(String, Vec<(String, String)>, Vec<(String, Vec<u8>)>)>> {
+    fn compile(&self, key: &PipelineKey, ir: bool) -> Res<Vec<Executable>> {
         let (words, bindings, immediates) = spirv(key, self.lang)?;
         let d = &self.device;
         // SAFETY: objects are created and destroyed here; nothing is submitted.
@@ -285,7 +293,7 @@ impl Vk {
         }
     }
 
-    unsafe fn read(&self, pipeline: vk::Pipeline, ir: bool) -> Res<Vec<(String, Vec<(String, String)>, Vec<(String, Vec<u8>)>)>> {
+    unsafe fn read(&self, pipeline: vk::Pipeline, ir: bool) -> Res<Vec<Executable>> {
         let Some(ext) = &self.stats else { return Ok(Vec::new()) };
         let execs = ext.get_pipeline_executable_properties(&vk::PipelineInfoKHR::default().pipeline(pipeline)).map_err(err)?;
         let mut out = Vec::new();
@@ -306,7 +314,7 @@ impl Vk {
                     .map_err(err)?;
                 reprs = heads.iter().zip(data).map(|(h, d)| (text(&h.name), d)).collect();
             }
-            out.push((format!("{} ({})", text(&e.name), e.subgroup_size), stats, reprs));
+            out.push(Executable { name: format!("{} ({})", text(&e.name), e.subgroup_size), stats, reprs });
         }
         Ok(out)
     }
@@ -357,10 +365,10 @@ pub fn run(args: &[String]) -> Res<()> {
         let v = &key.variant;
         let execs = vk.compile(key, ir_dir.is_some())?;
         println!("{} {} (wg {}, T {}, K {}, mode {}):", key.entry_point(), v.describe(), v.wg, v.threads, v.chunks, v.mode);
-        for (name, stats, reprs) in execs {
-            let line: Vec<String> = stats.iter().map(|(n, v)| format!("{n} {v}")).collect();
-            println!("  {name}: {}", line.join("; "));
-            for (i, (what, data)) in reprs.iter().enumerate() {
+        for e in execs {
+            let line: Vec<String> = e.stats.iter().map(|(n, v)| format!("{n} {v}")).collect();
+            println!("  {}: {}", e.name, line.join("; "));
+            for (i, (what, data)) in e.reprs.iter().enumerate() {
                 if let Some(dir) = &ir_dir {
                     let file = dir.join(format!("{}-{}-{i}.txt", key.entry_point(), v.describe().replace(' ', "_")));
                     std::fs::write(&file, data).map_err(err)?;
