@@ -130,3 +130,21 @@ pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
     }
     vs
 }
+
+/// A device of the user's own on the default adapter, with `features` where the adapter has them
+/// and `limits` (default: the adapter's).
+pub fn user_device(features: wgpu::Features, limits: Option<wgpu::Limits>) -> (wgpu::Device, wgpu::Queue, wgpu::AdapterInfo) {
+    pollster::block_on(async {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance.request_adapter(&wgpu::RequestAdapterOptions::default()).await.expect("adapter");
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                required_features: features & adapter.features(),
+                required_limits: limits.unwrap_or_else(|| adapter.limits()),
+                ..Default::default()
+            })
+            .await
+            .expect("device");
+        (device, queue, adapter.get_info())
+    })
+}
