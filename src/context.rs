@@ -64,7 +64,8 @@ impl Backend {
 pub struct ContextOptions {
     /// Pick the first adapter whose name contains this substring (case-insensitive).
     pub adapter: Option<String>,
-    /// Restrict adapters to one graphics API: `vulkan`, `metal`, `dx12` or `gl`.
+    /// Restrict adapters to one graphics API: `vulkan`, `metal`, `dx12` or `gl` (default: Vulkan,
+    /// Metal and DX12; GL adapters only when named here).
     pub graphics_backend: Option<String>,
     /// Which kernels to run.
     pub backend: Backend,
@@ -379,8 +380,9 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 }
 
 impl Context {
-    /// A Context on the best adapter: discrete > integrated > virtual > CPU. `WGFUSE_ADAPTER`
-    /// (a name substring) and `WGFUSE_BACKEND` (`vulkan|metal|dx12|gl`) override the choice.
+    /// A Context on the best adapter of the primary graphics APIs (Vulkan, Metal, DX12):
+    /// discrete > integrated > virtual > CPU. `WGFUSE_ADAPTER` (a name substring) and
+    /// `WGFUSE_BACKEND` (`vulkan|metal|dx12|gl`; GL only this way) override the choice.
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
@@ -420,9 +422,12 @@ impl Context {
     }
 
     async fn candidates(options: &ContextOptions) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>)> {
+        // GL only when asked for: on a headless NVIDIA machine (H200, Vulkan 580) bringing up
+        // every backend on several threads at once (the context tests) hung, and with Vulkan
+        // alone the same tests ran in 3 s.
         let backends = match &options.graphics_backend {
             Some(name) => parse_backend(name)?,
-            None => wgpu::Backends::all(),
+            None => wgpu::Backends::PRIMARY,
         };
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = backends;

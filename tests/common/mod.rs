@@ -131,11 +131,14 @@ pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
     vs
 }
 
-/// A device of the user's own on the default adapter, with `features` where the adapter has them
+/// A device of the user's own on the default adapter of Vulkan, Metal or DX12, with `features` where the adapter has them
 /// and `limits` (default: the adapter's).
 pub fn user_device(features: wgpu::Features, limits: Option<wgpu::Limits>) -> (wgpu::Device, wgpu::Queue, wgpu::AdapterInfo) {
     pollster::block_on(async {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        // The APIs a Context takes by default (GL only when asked for).
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc);
         let adapter = instance.request_adapter(&wgpu::RequestAdapterOptions::default()).await.expect("adapter");
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
