@@ -70,6 +70,15 @@ fn buffers(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
         .iter()
         .map(|(x, y)| Box::new(move |p: &mut wgpu::ComputePass<'_>| wgfuse::kernels::copy::encode(ctx, p, x, y)) as Box<_>)
         .collect();
+    for (round, meds) in interleaved_rounds(&mut timer, &mut fs)?.iter().enumerate() {
+        println!("buffers round {round}: copy 64 MiB -> 64 MiB, µs per pair: {}", fmt_us(meds));
+    }
+    Ok(())
+}
+
+/// Warms up on every closure of `fs` together (300 ms), then times them interleaved in 3
+/// rounds of 10 runs: each round's medians in µs, one a closure.
+fn interleaved_rounds(timer: &mut Timer, fs: &mut [Box<wgfuse::timing::Recorder<'_>>]) -> Res<Vec<Vec<f64>>> {
     timer
         .warm_up(Duration::from_millis(300), |p| {
             for f in fs.iter_mut() {
@@ -78,13 +87,17 @@ fn buffers(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
             Ok(())
         })
         .map_err(err)?;
-    for round in 0..3 {
-        let mut refs: Vec<&mut wgfuse::timing::Recorder<'_>> = fs.iter_mut().map(|f| f.as_mut()).collect();
-        let times = timer.time_interleaved(10, &mut refs).map_err(err)?;
-        let us: Vec<String> = times.iter().map(|t| format!("{:.1}", median(t))).collect();
-        println!("buffers round {round}: copy 64 MiB -> 64 MiB, µs per pair: {}", us.join(" "));
-    }
-    Ok(())
+    (0..3)
+        .map(|_| {
+            let mut refs: Vec<&mut wgfuse::timing::Recorder<'_>> = fs.iter_mut().map(|f| f.as_mut()).collect();
+            let times = timer.time_interleaved(10, &mut refs).map_err(err)?;
+            Ok(times.iter().map(|t| median(t)).collect())
+        })
+        .collect()
+}
+
+fn fmt_us(v: &[f64]) -> String {
+    v.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(" ")
 }
 
 /// Whether RMSNorm's weight is slow by where it lies: per shape, the same op with six weights
@@ -109,22 +122,11 @@ fn weights(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
         let none = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
         fs.push(Box::new(move |p: &mut wgpu::ComputePass<'_>| rms_norm::encode(ctx, p, &none)));
         let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
-        timer
-            .warm_up(Duration::from_millis(300), |p| {
-                for f in fs.iter_mut() {
-                    f(p)?;
-                }
-                Ok(())
-            })
-            .map_err(err)?;
-        for round in 0..3 {
-            let mut refs: Vec<&mut wgfuse::timing::Recorder<'_>> = fs.iter_mut().map(|f| f.as_mut()).collect();
-            let times = timer.time_interleaved(10, &mut refs).map_err(err)?;
-            let us: Vec<String> = times.iter().map(|t| format!("{:.1}", median(t))).collect();
+        for (round, meds) in interleaved_rounds(&mut timer, &mut fs)?.iter().enumerate() {
             println!(
                 "weights rms_norm {} {rows}x{n} round {round}: µs with w0..w3 (own buffers), w4 (in a 64 MiB buffer), w5 (x's first row), none: {}",
                 dtype.name(),
-                us.join(" ")
+                fmt_us(meds)
             );
         }
     }
