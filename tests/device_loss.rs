@@ -2,8 +2,9 @@
 //!
 //! In a test binary of its own: cargo runs test binaries one at a time, and on the NVIDIA
 //! driver (H200, Vulkan 580) destroying a device while other devices of the same process had
-//! work in flight left those devices' waits hanging (the context tests ran 15 of 15 in 4 s one
-//! at a time, 14 of 14 in 3 s on 8 threads without this test, and hung with it).
+//! work in flight left those devices' waits hanging (with Vulkan alone, the context tests ran 15
+//! of 15 in 4 s one at a time, 14 of 14 in 3 s on 8 threads without this test, and hung with
+//! it).
 
 mod common;
 

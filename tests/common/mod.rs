@@ -131,8 +131,8 @@ pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
     vs
 }
 
-/// A device of the user's own on the default adapter of Vulkan, Metal or DX12, with `features` where the adapter has them
-/// and `limits` (default: the adapter's).
+/// A device of the user's own on the default adapter of Vulkan, Metal or DX12, with `features`
+/// where the adapter has them and `limits` (default: the adapter's).
 pub fn user_device(features: wgpu::Features, limits: Option<wgpu::Limits>) -> (wgpu::Device, wgpu::Queue, wgpu::AdapterInfo) {
     pollster::block_on(async {
         // The APIs a Context takes by default (GL only when asked for).
