@@ -18,6 +18,28 @@ fn arr(v: &[f64], r: usize, c: usize) -> Array2<f64> {
     Array2::from_shape_vec((r, c), v.to_vec()).unwrap()
 }
 
+/// x [rows, in], A [in, rank], B [rank, out] and base [rows, out] of one case, uploaded, with
+/// their values as the GPU sees them (after the dtype's rounding). `scales` bound each one's
+/// uniform values, drawn in that order.
+struct Inputs {
+    x: wgfuse::Tensor,
+    a: wgfuse::Tensor,
+    b: wgfuse::Tensor,
+    base: wgfuse::Tensor,
+    xs: Vec<f64>,
+    av: Vec<f64>,
+    bv: Vec<f64>,
+    basev: Vec<f64>,
+}
+
+fn inputs(ctx: &wgfuse::Context, g: &mut impl rand::Rng, [rows, k_in, rank, out]: [usize; 4], dtype: DType, scales: [f64; 4]) -> Inputs {
+    let (x, xs) = upload(ctx, &random(g, rows * k_in, scales[0]), &[rows, k_in], dtype);
+    let (a, av) = upload(ctx, &random(g, k_in * rank, scales[1]), &[k_in, rank], dtype);
+    let (b, bv) = upload(ctx, &random(g, rank * out, scales[2]), &[rank, out], dtype);
+    let (base, basev) = upload(ctx, &random(g, rows * out, scales[3]), &[rows, out], dtype);
+    Inputs { x, a, b, base, xs, av, bv, basev }
+}
+
 fn tols(dtype: DType, k_in: usize, rank: usize) -> (f64, f64) {
     // Sums of in·r products: the error grows with the reduction length.
     let n = (k_in * rank) as f64;
@@ -113,10 +135,7 @@ fn lora_every_variant() {
     for ((rows, k_in, rank, out), dtype) in shapes.into_iter().flat_map(|s| [(s, DType::F32), (s, DType::F16)]) {
         let what = format!("variants {rows}x{k_in}x{rank}x{out} {dtype:?}");
         let mut g = rng(&what);
-        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
-        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 0.3), &[k_in, rank], dtype);
-        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
-        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], dtype);
+        let Inputs { x, a, b, base, xs, av, bv, basev } = inputs(&ctx, &mut g, [rows, k_in, rank, out], dtype, [1.0, 0.3, 1.0, 1.0]);
         let baseref = arr(&basev, rows, out);
         let want = wgfuse::reference::lora(
             arr(&xs, rows, k_in).view(),
@@ -164,10 +183,8 @@ fn lora_wide_x_a() {
     for ((rows, k_in, rank, out), dtype) in cases {
         let what = format!("wide x·A {rows}x{k_in}x{rank}x{out} {dtype:?}");
         let mut g = rng(&what);
-        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
-        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], dtype);
-        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
-        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 1.0), &[rows, out], dtype);
+        let scales = [1.0, 1.0 / (k_in as f64).sqrt(), 1.0, 1.0];
+        let Inputs { x, a, b, base, xs, av, bv, basev } = inputs(&ctx, &mut g, [rows, k_in, rank, out], dtype, scales);
         let want = wgfuse::reference::lora(
             arr(&xs, rows, k_in).view(),
             arr(&av, k_in, rank).view(),
@@ -313,10 +330,8 @@ fn lora_cooperative_matrix_form() {
     {
         let what = format!("coop {rows}x{k_in}x{rank}x{out}");
         let mut g = rng(&what);
-        let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
-        let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], dtype);
-        let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
-        let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 2.0), &[rows, out], dtype);
+        let scales = [1.0, 1.0 / (k_in as f64).sqrt(), 1.0, 2.0];
+        let Inputs { x, a, b, base, xs, av, bv, basev } = inputs(&ctx, &mut g, [rows, k_in, rank, out], dtype, scales);
         let baseref = arr(&basev, rows, out);
         for mode in [lora::Mode::Base, lora::Mode::Plain, lora::Mode::InPlace] {
             let v = Variant { kind: Kind::Coop, wg, threads: 0, chunks: 0, mode: 0 };
