@@ -645,6 +645,19 @@ fn mac4(at: u32, jq: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<
     *a3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
 }
 
+// mac4 over the four rank quads: row q's accumulators a{q}0 .. a{q}3 (ranks 0 .. 16) += x{q}
+// (4 k) times the 4 x 16 block of A at `at` in a_s.
+fn mac16(at: u32, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+         a00: ptr<function, vec4<f32>>, a01: ptr<function, vec4<f32>>, a02: ptr<function, vec4<f32>>, a03: ptr<function, vec4<f32>>,
+         a10: ptr<function, vec4<f32>>, a11: ptr<function, vec4<f32>>, a12: ptr<function, vec4<f32>>, a13: ptr<function, vec4<f32>>,
+         a20: ptr<function, vec4<f32>>, a21: ptr<function, vec4<f32>>, a22: ptr<function, vec4<f32>>, a23: ptr<function, vec4<f32>>,
+         a30: ptr<function, vec4<f32>>, a31: ptr<function, vec4<f32>>, a32: ptr<function, vec4<f32>>, a33: ptr<function, vec4<f32>>) {
+    mac4(at, 0u, x0, x1, x2, x3, a00, a10, a20, a30);
+    mac4(at, 1u, x0, x1, x2, x3, a01, a11, a21, a31);
+    mac4(at, 2u, x0, x1, x2, x3, a02, a12, a22, a32);
+    mac4(at, 3u, x0, x1, x2, x3, a03, a13, a23, a33);
+}
+
 // Thread lid's share of A rows kt .. kt + 128, ranks jb .. jb + 16 (512 (k, rank quad) vec4
 // over the threads; WG = 256: two each), 0 past k1 or the rank.
 // As raw bits, like `x_at`: converted by `a_put`, after the products that hide the load.
@@ -750,25 +763,12 @@ fn xa(f16: bool, g: u32, lid: u32) {
             let at = buf * XBUF + kl * XSTRIDE;
             // The lane's first 4 k (the wide form's: f16 halves 0..3 of its 16-byte load, f32
             // its first chunk) meet chunk kl of A (the wide form: chunk 2 kl, in slot kl).
-            let v0 = x_val(f16, x0);
-            let v1 = x_val(f16, x1);
-            let v2 = x_val(f16, x2);
-            let v3 = x_val(f16, x3);
-            mac4(at, 0u, v0, v1, v2, v3, &a00, &a10, &a20, &a30);
-            mac4(at, 1u, v0, v1, v2, v3, &a01, &a11, &a21, &a31);
-            mac4(at, 2u, v0, v1, v2, v3, &a02, &a12, &a22, &a32);
-            mac4(at, 3u, v0, v1, v2, v3, &a03, &a13, &a23, &a33);
+            mac16(at, x_val(f16, x0), x_val(f16, x1), x_val(f16, x2), x_val(f16, x3),
+                  &a00, &a01, &a02, &a03, &a10, &a11, &a12, &a13, &a20, &a21, &a22, &a23, &a30, &a31, &a32, &a33);
             if (wide) {
                 // The next 4 k meet chunk 2 kl + 1 (slot 16 + kl).
-                let hi = at + 16u * XSTRIDE;
-                let w0 = wide_hi(f16, x0, y0);
-                let w1 = wide_hi(f16, x1, y1);
-                let w2 = wide_hi(f16, x2, y2);
-                let w3 = wide_hi(f16, x3, y3);
-                mac4(hi, 0u, w0, w1, w2, w3, &a00, &a10, &a20, &a30);
-                mac4(hi, 1u, w0, w1, w2, w3, &a01, &a11, &a21, &a31);
-                mac4(hi, 2u, w0, w1, w2, w3, &a02, &a12, &a22, &a32);
-                mac4(hi, 3u, w0, w1, w2, w3, &a03, &a13, &a23, &a33);
+                mac16(at + 16u * XSTRIDE, wide_hi(f16, x0, y0), wide_hi(f16, x1, y1), wide_hi(f16, x2, y2), wide_hi(f16, x3, y3),
+                      &a00, &a01, &a02, &a03, &a10, &a11, &a12, &a13, &a20, &a21, &a22, &a23, &a30, &a31, &a32, &a33);
             }
             buf ^= 1u;
             a_put(f16, buf, lid, 0u, va);
