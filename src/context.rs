@@ -422,9 +422,8 @@ impl Context {
     }
 
     async fn candidates(options: &ContextOptions) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>)> {
-        // GL only when asked for: on a headless NVIDIA machine (H200, Vulkan 580) bringing up
-        // every backend on several threads at once (the context tests) hung, and with Vulkan
-        // alone the same tests ran in 3 s.
+        // GL only when asked for: wgpu's GL backend has no SUBGROUP, which every kernel needs,
+        // and bringing it up costs a second driver stack for nothing.
         let backends = match &options.graphics_backend {
             Some(name) => parse_backend(name)?,
             None => wgpu::Backends::PRIMARY,

@@ -1,10 +1,9 @@
 //! A destroyed device: every op after it returns a typed error instead of aborting.
 //!
 //! In a test binary of its own: cargo runs test binaries one at a time, and on the NVIDIA
-//! driver (H200, Vulkan 580) destroying a device while other devices of the same process had
-//! work in flight left those devices' waits hanging (with Vulkan alone, the context tests ran 15
-//! of 15 in 4 s one at a time, 14 of 14 in 3 s on 8 threads without this test, and hung with
-//! it).
+//! driver (H200, Vulkan 580) destroying a device while other threads of the same process call
+//! the driver on their devices can deadlock inside the driver (BENCHMARKS.md, session 24: the
+//! context tests on 8 threads hung in about one run in four, with this test or without it).
 
 mod common;
 
