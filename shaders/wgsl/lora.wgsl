@@ -573,6 +573,26 @@ fn xk_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: boo
     return x_at(f16, rm, q, nrow, k, k1, in_aligned);
 }
 
+// A lane's x for one k tile, as raw bits: rows q = 0..3 of its row group at k (`xk_at`), and
+// the wide f32 form's second chunks (`xh_at`; 0 elsewhere).
+struct XLane {
+    x0: vec4<u32>,
+    x1: vec4<u32>,
+    x2: vec4<u32>,
+    x3: vec4<u32>,
+    y0: vec4<u32>,
+    y1: vec4<u32>,
+    y2: vec4<u32>,
+    y3: vec4<u32>,
+}
+
+fn x_lane(f16: bool, rm: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> XLane {
+    return XLane(xk_at(f16, rm, 0u, nrow, k, k1, in_aligned), xk_at(f16, rm, 1u, nrow, k, k1, in_aligned),
+                 xk_at(f16, rm, 2u, nrow, k, k1, in_aligned), xk_at(f16, rm, 3u, nrow, k, k1, in_aligned),
+                 xh_at(f16, rm, 0u, nrow, k, k1, in_aligned), xh_at(f16, rm, 1u, nrow, k, k1, in_aligned),
+                 xh_at(f16, rm, 2u, nrow, k, k1, in_aligned), xh_at(f16, rm, 3u, nrow, k, k1, in_aligned));
+}
+
 // The wide f32 form's second chunk of a lane (elements k + 4 .. k + 8); 0 elsewhere.
 fn xh_at(f16: bool, rm: u32, q: u32, nrow: u32, k: u32, k1: u32, in_aligned: bool) -> vec4<u32> {
     if (xa_wide() && !f16 && q < xa_rows()) {
@@ -738,50 +758,29 @@ fn xa(f16: bool, g: u32, lid: u32) {
         workgroupBarrier();
         a_put(f16, 0u, lid, 0u, a_tile(f16, lid, k0, k1, jb, 0u, a_aligned));
         a_put(f16, 0u, lid, 1u, a_tile(f16, lid, k0, k1, jb, 1u, a_aligned));
-        var x0 = xk_at(f16, rm, 0u, nrow, k0 + kx, k1, in_aligned);
-        var x1 = xk_at(f16, rm, 1u, nrow, k0 + kx, k1, in_aligned);
-        var x2 = xk_at(f16, rm, 2u, nrow, k0 + kx, k1, in_aligned);
-        var x3 = xk_at(f16, rm, 3u, nrow, k0 + kx, k1, in_aligned);
-        var y0 = xh_at(f16, rm, 0u, nrow, k0 + kx, k1, in_aligned);
-        var y1 = xh_at(f16, rm, 1u, nrow, k0 + kx, k1, in_aligned);
-        var y2 = xh_at(f16, rm, 2u, nrow, k0 + kx, k1, in_aligned);
-        var y3 = xh_at(f16, rm, 3u, nrow, k0 + kx, k1, in_aligned);
+        var x = x_lane(f16, rm, nrow, k0 + kx, k1, in_aligned);
         workgroupBarrier();
         var buf = 0u;
         for (var kt = k0; kt < k1; kt += XKT) {
             let kn = kt + XKT;
             let va = a_tile(f16, lid, kn, k1, jb, 0u, a_aligned);
             let vb = a_tile(f16, lid, kn, k1, jb, 1u, a_aligned);
-            let n0 = xk_at(f16, rm, 0u, nrow, kn + kx, k1, in_aligned);
-            let n1 = xk_at(f16, rm, 1u, nrow, kn + kx, k1, in_aligned);
-            let n2 = xk_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
-            let n3 = xk_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
-            let h0 = xh_at(f16, rm, 0u, nrow, kn + kx, k1, in_aligned);
-            let h1 = xh_at(f16, rm, 1u, nrow, kn + kx, k1, in_aligned);
-            let h2 = xh_at(f16, rm, 2u, nrow, kn + kx, k1, in_aligned);
-            let h3 = xh_at(f16, rm, 3u, nrow, kn + kx, k1, in_aligned);
+            let next = x_lane(f16, rm, nrow, kn + kx, k1, in_aligned);
             let at = buf * XBUF + kl * XSTRIDE;
             // The lane's first 4 k (the wide form's: f16 halves 0..3 of its 16-byte load, f32
             // its first chunk) meet chunk kl of A (the wide form: chunk 2 kl, in slot kl).
-            mac16(at, x_val(f16, x0), x_val(f16, x1), x_val(f16, x2), x_val(f16, x3),
+            mac16(at, x_val(f16, x.x0), x_val(f16, x.x1), x_val(f16, x.x2), x_val(f16, x.x3),
                   &a00, &a01, &a02, &a03, &a10, &a11, &a12, &a13, &a20, &a21, &a22, &a23, &a30, &a31, &a32, &a33);
             if (wide) {
                 // The next 4 k meet chunk 2 kl + 1 (slot 16 + kl).
-                mac16(at + 16u * XSTRIDE, wide_hi(f16, x0, y0), wide_hi(f16, x1, y1), wide_hi(f16, x2, y2), wide_hi(f16, x3, y3),
+                mac16(at + 16u * XSTRIDE, wide_hi(f16, x.x0, x.y0), wide_hi(f16, x.x1, x.y1), wide_hi(f16, x.x2, x.y2), wide_hi(f16, x.x3, x.y3),
                       &a00, &a01, &a02, &a03, &a10, &a11, &a12, &a13, &a20, &a21, &a22, &a23, &a30, &a31, &a32, &a33);
             }
             buf ^= 1u;
             a_put(f16, buf, lid, 0u, va);
             a_put(f16, buf, lid, 1u, vb);
             workgroupBarrier();
-            x0 = n0;
-            x1 = n1;
-            x2 = n2;
-            x3 = n3;
-            y0 = h0;
-            y1 = h1;
-            y2 = h2;
-            y3 = h3;
+            x = next;
         }
         xa_out(0u, a00, a01, a02, a03, lid, m0, sl, jb);
         xa_out(1u, a10, a11, a12, a13, lid, m0, sl, jb);
