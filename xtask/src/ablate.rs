@@ -96,6 +96,11 @@ fn interleaved_rounds(timer: &mut Timer, fs: &mut [Box<wgfuse::timing::Recorder<
         .collect()
 }
 
+/// RMSNorm over `x` into `y`, eps 1e-5, the library's variant: the form every timing here uses.
+fn rms<'a>(x: &'a Tensor, weight: Option<&'a Tensor>, y: &'a Tensor) -> rms_norm::Args<'a> {
+    rms_norm::Args { x, residual: None, weight, y, h: None, eps: 1e-5, variant: None }
+}
+
 fn fmt_us(v: &[f64]) -> String {
     v.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(" ")
 }
@@ -115,11 +120,11 @@ fn weights(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
         let mut fs: Vec<Box<wgfuse::timing::Recorder<'_>>> = ws
             .iter()
             .map(|w| {
-                let a = rms_norm::Args { x: &x, residual: None, weight: Some(w), y: &y, h: None, eps: 1e-5, variant: None };
+                let a = rms(&x, Some(w), &y);
                 Box::new(move |p: &mut wgpu::ComputePass<'_>| rms_norm::encode(ctx, p, &a)) as Box<_>
             })
             .collect();
-        let none = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+        let none = rms(&x, None, &y);
         fs.push(Box::new(move |p: &mut wgpu::ComputePass<'_>| rms_norm::encode(ctx, p, &none)));
         let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
         for (round, meds) in interleaved_rounds(&mut timer, &mut fs)?.iter().enumerate() {
@@ -144,8 +149,8 @@ fn rms_sequence(ctx: &Context, timer: &mut Timer, rng: &mut rand::rngs::SmallRng
             let w = tensor(ctx, rng, &[32000], dtype)?;
             let y = tensor(ctx, rng, &[4096, 32000], dtype)?;
             ctx.sync().map_err(err)?;
-            let with_w = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
-            let no_w = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+            let with_w = rms(&x, Some(&w), &y);
+            let no_w = rms(&x, None, &y);
             let t_w = time(timer, |p| rms_norm::encode(ctx, p, &with_w))?;
             let t_nw = time(timer, |p| rms_norm::encode(ctx, p, &no_w))?;
             let t_w2 = time(timer, |p| rms_norm::encode(ctx, p, &with_w))?;
@@ -169,7 +174,7 @@ fn ramp(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
     let x = tensor(ctx, rng, &[4096, 32000], dtype)?;
     let w = tensor(ctx, rng, &[32000], dtype)?;
     let y = tensor(ctx, rng, &[4096, 32000], dtype)?;
-    let a = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
+    let a = rms(&x, Some(&w), &y);
     let mut timer = Timer::new(ctx, 256 << 20).map_err(err)?;
     timer.time(1, |p| rms_norm::encode(ctx, p, &a)).map_err(err)?;
     for idle in [3u64, 3, 1, 0] {
@@ -231,8 +236,8 @@ pub fn run(args: &[String]) -> Res<()> {
         let x = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
         let w = tensor(&ctx, &mut rng, &[n], dtype)?;
         let y = tensor(&ctx, &mut rng, &[rows, n], dtype)?;
-        let with_w = rms_norm::Args { x: &x, residual: None, weight: Some(&w), y: &y, h: None, eps: 1e-5, variant: None };
-        let no_w = rms_norm::Args { x: &x, residual: None, weight: None, y: &y, h: None, eps: 1e-5, variant: None };
+        let with_w = rms(&x, Some(&w), &y);
+        let no_w = rms(&x, None, &y);
         let t_w = time(&mut timer, |p| rms_norm::encode(&ctx, p, &with_w))?;
         let t_nw = time(&mut timer, |p| rms_norm::encode(&ctx, p, &no_w))?;
         let t_sm = time(&mut timer, |p| softmax::encode(&ctx, p, &softmax::Args { x: &x, y: &y, variant: None }))?;

@@ -180,7 +180,7 @@ impl Vk {
             let entry = ash::Entry::load().map_err(|e| format!("Vulkan loader: {e}"))?;
             let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_3);
             let instance = entry.create_instance(&vk::InstanceCreateInfo::default().application_info(&app), None).map_err(err)?;
-            let made = Self::open(&entry, &instance, adapter_name);
+            let made = Self::open(&instance, adapter_name);
             match made {
                 Ok((device, has_ext, lang, push_limit)) => {
                     let stats = has_ext.then(|| ash::khr::pipeline_executable_properties::Device::new(&instance, &device));
@@ -194,8 +194,7 @@ impl Vk {
         }
     }
 
-    unsafe fn open(entry: &ash::Entry, instance: &ash::Instance, adapter_name: &str) -> Res<(ash::Device, bool, (u8, u8), u32)> {
-        let _ = entry;
+    unsafe fn open(instance: &ash::Instance, adapter_name: &str) -> Res<(ash::Device, bool, (u8, u8), u32)> {
         let phys = instance.enumerate_physical_devices().map_err(err)?;
         let named = |p: &vk::PhysicalDevice| {
             let props = instance.get_physical_device_properties(*p);
