@@ -864,8 +864,7 @@ impl Context {
         };
         let module = self.module(ModuleKey { shader: key.shader(), lang, unit })?;
         let (bgl, pl) = self.layouts(&sig)?;
-        let constants = key.variant.constants();
-        let consts: Vec<(&str, f64)> = if lang == Language::Wgsl { constants.to_vec() } else { Vec::new() };
+        let consts: Vec<(&str, f64)> = if lang == Language::Wgsl { key.constants() } else { Vec::new() };
         let device = &self.inner.device;
         let pipeline = self.scoped(|| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

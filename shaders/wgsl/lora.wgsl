@@ -58,6 +58,26 @@ struct Params {
 
 var<immediate> p: Params;
 
+// The rank and `out` compiled into a pipeline (the t·B dispatch's, for its shape), 0 where they
+// are read from the immediates: a known rank folds the loops over rank quads, a known `out`
+// the row addresses.
+override RANK: u32 = 0u;
+override N_OUT: u32 = 0u;
+
+fn lora_rank() -> u32 {
+    if (RANK != 0u) {
+        return RANK;
+    }
+    return p.rank;
+}
+
+fn lora_out() -> u32 {
+    if (N_OUT != 0u) {
+        return N_OUT;
+    }
+    return p.n_out;
+}
+
 @group(0) @binding(0) var<storage, read> x32: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> a32: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b32: array<vec4<f32>>;
@@ -218,7 +238,7 @@ fn kload(f16: bool, k: u32, k1: u32, rm: u32, rows_left: u32, j: u32, in_aligned
     if (k >= k1) {
         return st;
     }
-    let r = p.rank;
+    let r = lora_rank();
     let lim = min(k1, p.k_in);
     if (rows_left > 0u) {
         st.x0 = ld4_at(f16, 0u, rm * p.k_in + k, in_aligned, rm * p.k_in + lim);
@@ -244,8 +264,8 @@ fn a_row(f16: bool, k: u32, k1: u32, j: u32, a_aligned: bool) -> vec4<f32> {
     if (k >= k1) {
         return vec4<f32>(0.0);
     }
-    let arow = k * p.rank;
-    return ld4_at(f16, 1u, arow + j, a_aligned, arow + p.rank);
+    let arow = k * lora_rank();
+    return ld4_at(f16, 1u, arow + j, a_aligned, arow + lora_rank());
 }
 
 // c += x (4 k) times the step's 4 rows of A.
@@ -256,7 +276,7 @@ fn kmac(c: vec4<f32>, x: vec4<f32>, st: KStep) -> vec4<f32> {
 // Phase 1: t = x A over k in [k0, k1) for the tile's rows (or the rows of A, merging), into
 // t_sh (K x r, rows past the tile zeroed).
 fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
-    let r = p.rank;
+    let r = lora_rank();
     let nq = (r + 3u) / 4u;             // column blocks of t
     let mb_n = K / 4u;                  // row blocks of t
     let nb = mb_n * nq;
@@ -322,17 +342,17 @@ fn phase1(f16: bool, m0: u32, tm: u32, k0: u32, k1: u32, lid: u32) {
 // Phase 2: y[m][cols] = base + s * sum_j t[m][j] * B[j][cols] for the tile's rows and the
 // columns of block cblock, t read from t_sh.
 fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
-    let r = p.rank;
+    let r = lora_rank();
     let mb_n = K / 4u;
-    let out_aligned = p.n_out % 4u == 0u;
-    let chunks_out = (p.n_out + 3u) / 4u;
+    let out_aligned = lora_out() % 4u == 0u;
+    let chunks_out = (lora_out() + 3u) / 4u;
     let mb = lid % mb_n;
     let per_pass = p.per_pass;
     for (var ps = 0u; ps < T; ps++) {
         let cc = (cblock * T + ps) * per_pass + lid / mb_n;
         if (lid / mb_n < per_pass && cc < chunks_out) {
             let col = 4u * cc;
-            let nl = min(4u, p.n_out - col);
+            let nl = min(4u, lora_out() - col);
             let m = 4u * mb;
             // The base rows first (independent of B), then eight rows of B per step, all
             // loaded before they are used: the loads of a step are in flight together.
@@ -344,7 +364,7 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
             for (; j + 8u <= r; j += 8u) {
                 var bs: array<vec4<f32>, 8>;
                 for (var q = 0u; q < 8u; q++) {
-                    bs[q] = ld4_at(f16, 2u, (j + q) * p.n_out + col, out_aligned, (j + q) * p.n_out + p.n_out);
+                    bs[q] = ld4_at(f16, 2u, (j + q) * lora_out() + col, out_aligned, (j + q) * lora_out() + lora_out());
                 }
                 for (var q = 0u; q < 8u; q++) {
                     let sb = p.scale * bs[q];
@@ -355,7 +375,7 @@ fn phase2(f16: bool, m0: u32, tm: u32, cblock: u32, lid: u32) {
                 }
             }
             for (; j < r; j++) {
-                let b = p.scale * ld4_at(f16, 2u, j * p.n_out + col, out_aligned, j * p.n_out + p.n_out);
+                let b = p.scale * ld4_at(f16, 2u, j * lora_out() + col, out_aligned, j * lora_out() + lora_out());
                 a0 += t_at(m, j, r) * b;
                 a1 += t_at(m + 1u, j, r) * b;
                 a2 += t_at(m + 2u, j, r) * b;
@@ -379,7 +399,7 @@ fn base_at(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32
     if (aligned && nl == 4u) {
         return base_whole(f16, m, col, m0, tm);
     }
-    let e = (m0 + m) * p.n_out + col;
+    let e = (m0 + m) * lora_out() + col;
     return ld4_at(f16, select(3u, 4u, mode() == 2u), e, aligned, e + nl);
 }
 
@@ -388,7 +408,7 @@ fn finish(f16: bool, m: u32, col: u32, nl: u32, aligned: bool, m0: u32, tm: u32,
     if (m >= tm) {
         return;
     }
-    store_y(f16, (m0 + m) * p.n_out + col, v, nl, aligned);
+    store_y(f16, (m0 + m) * lora_out() + col, v, nl, aligned);
 }
 
 fn skip(g: u32) -> bool {
@@ -419,8 +439,8 @@ fn down(f16: bool, g: u32, lid: u32) {
     let k0 = min(sl * kc, p.k_in);
     phase1(f16, m0, tm, k0, min(k0 + kc, p.k_in), lid);
     workgroupBarrier();
-    for (var i = lid; i < K * p.rank; i += WG) {
-        scratch[g * K * p.rank + i] = t_sh[i];
+    for (var i = lid; i < K * lora_rank(); i += WG) {
+        scratch[g * K * lora_rank() + i] = t_sh[i];
     }
 }
 
@@ -457,8 +477,8 @@ fn up(f16: bool, g: u32, lid: u32) {
     let tile = g / p.col_blocks;
     let m0 = tile * K;
     let tm = min(K, p.rows - m0);
-    for (var i = lid; i < K * p.rank; i += WG) {
-        t_sh[i] = slice_sum(tile * p.slices * K * p.rank + i, K * p.rank);
+    for (var i = lid; i < K * lora_rank(); i += WG) {
+        t_sh[i] = slice_sum(tile * p.slices * K * lora_rank() + i, K * lora_rank());
     }
     workgroupBarrier();
     phase2(f16, m0, tm, g % p.col_blocks, lid);
@@ -685,7 +705,7 @@ fn a_tile(f16: bool, lid: u32, kt: u32, k1: u32, jb: u32, h: u32, aligned: bool)
     let i = lid + h * WG;
     let kk = i / 4u;
     let j = jb + 4u * (i % 4u);
-    let r = p.rank;
+    let r = lora_rank();
     if (kt + kk >= k1 || j >= r) {
         return vec4<u32>(0u);
     }
@@ -708,7 +728,7 @@ fn a_put(f16: bool, buf: u32, lid: u32, h: u32, raw: vec4<u32>) {
 // Row q of each row group: the k lanes' partial sums (4 rank quads) added up and written to
 // scratch for ranks jb .. jb + 16.
 fn xa_out(q: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, lid: u32, m0: u32, sl: u32, jb: u32) {
-    let r = p.rank;
+    let r = lora_rank();
     let r4 = (r + 3u) / 4u * 4u;
     workgroupBarrier();
     a_s[lid * 4u] = v0;
@@ -739,7 +759,7 @@ fn xa(f16: bool, g: u32, lid: u32) {
     let rm = m0 + xa_rows() * (lid / T);
     let kl = lid % T;
     let nrow = p.rows - min(p.rows, rm);
-    let r = p.rank;
+    let r = lora_rank();
     let kc = K * XKT;
     let k0 = min(sl * kc, p.k_in);
     let k1 = min(k0 + kc, p.k_in);
@@ -799,14 +819,14 @@ fn b_quad(f16: bool, j: u32, col: u32, aligned: bool) -> mat4x4<f32> {
 }
 
 fn b_row(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
-    if (j >= p.rank) {
+    if (j >= lora_rank()) {
         return vec4<f32>(0.0);
     }
-    if (aligned && col + 4u <= p.n_out) {
+    if (aligned && col + 4u <= lora_out()) {
         return b_whole(f16, j, col);
     }
-    let e = j * p.n_out;
-    return p.scale * ld4_at(f16, 2u, e + col, aligned, e + p.n_out);
+    let e = j * lora_out();
+    return p.scale * ld4_at(f16, 2u, e + col, aligned, e + lora_out());
 }
 
 // v + t[m] B at the thread's columns: ranks 0 .. 16 from the registers q0 .. q3, the rest
@@ -851,10 +871,10 @@ fn b_quad_whole(f16: bool, j: u32, col: u32) -> mat4x4<f32> {
 }
 
 fn b_whole(f16: bool, j: u32, col: u32) -> vec4<f32> {
-    if (j >= p.rank) {
+    if (j >= lora_rank()) {
         return vec4<f32>(0.0);
     }
-    let c = (j * p.n_out + col) >> 2u;
+    let c = (j * lora_out() + col) >> 2u;
     if (f16) {
         return p.scale * unpack4(b16[c]);
     }
@@ -866,7 +886,7 @@ fn base_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<f32> {
     if (m >= tm || mode() == 0u) {
         return vec4<f32>(0.0);
     }
-    let c = ((m0 + m) * p.n_out + col) >> 2u;
+    let c = ((m0 + m) * lora_out() + col) >> 2u;
     if (mode() == 2u) {
         if (f16) {
             return unpack4(y16[c]);
@@ -886,7 +906,7 @@ fn base_raw(f16: bool, m: u32, col: u32, m0: u32, tm: u32) -> vec4<u32> {
     if (m >= tm || mode() == 0u) {
         return vec4<u32>(0u);
     }
-    let c = ((m0 + m) * p.n_out + col) >> 2u;
+    let c = ((m0 + m) * lora_out() + col) >> 2u;
     if (mode() == 2u) {
         if (f16) {
             return vec4<u32>(y16[c], 0u, 0u);
@@ -910,24 +930,24 @@ fn put_whole(f16: bool, m: u32, col: u32, m0: u32, tm: u32, v: vec4<f32>) {
     if (m >= tm) {
         return;
     }
-    put4(f16, ((m0 + m) * p.n_out + col) >> 2u, v);
+    put4(f16, ((m0 + m) * lora_out() + col) >> 2u, v);
 }
 
 fn tb(f16: bool, g: u32, lid: u32) {
-    let chunks_out = (p.n_out + 3u) / 4u;
+    let chunks_out = (lora_out() + 3u) / 4u;
     let rt = 16u * K;
     // Rows between a thread's steps: the row groups (WG / T) times 4 rows.
     let rb = 4u * (WG / T);
     let m0 = (g / p.col_blocks) * rt;
     let tm = min(rt, p.rows - m0);
-    let r = p.rank;
+    let r = lora_rank();
     let r4 = (r + 3u) / 4u * 4u;
     let rq = r4 / 4u;
     let cc = (g % p.col_blocks) * T + lid % T;
     let live = cc < chunks_out;
     let col = 4u * min(cc, chunks_out - 1u);
-    let nl = min(4u, p.n_out - col);
-    let aligned = p.n_out % 4u == 0u;
+    let nl = min(4u, lora_out() - col);
+    let aligned = lora_out() % 4u == 0u;
     let rg = (lid / T) * 4u;
     // Threads on whole aligned chunks (all but a ragged last one) take the fast loop below,
     // which has no code for partial chunks: with that code inside it, the loop measured
@@ -1057,7 +1077,7 @@ var<workgroup> sk_part: array<vec4<f32>, 1024>; // partial sums: QP x (WG / max(
 var<workgroup> sk_t: array<vec4<f32>, 128>;     // s·t: K rows x 32 rank quads
 
 fn sk_qp() -> u32 {
-    let r4 = (p.rank + 3u) / 4u;
+    let r4 = (lora_rank() + 3u) / 4u;
     var q = 1u;
     while (q < r4) {
         q = q << 1u;
@@ -1070,11 +1090,11 @@ fn sk_a(f16: bool, k: u32, q: u32) -> vec4<f32> {
     if (k >= p.k_in) {
         return vec4<f32>(0.0);
     }
-    let e = k * p.rank + 4u * q;
+    let e = k * lora_rank() + 4u * q;
     if (all_aligned()) {
         return ld4(f16, 1u, e >> 2u);
     }
-    return ld4_at(f16, 1u, e, p.rank % 4u == 0u, k * p.rank + p.rank);
+    return ld4_at(f16, 1u, e, lora_rank() % 4u == 0u, k * lora_rank() + lora_rank());
 }
 
 // x[m0 + i][k .. k + 4] (0 for rows past the tile's `nrow` or k past the axis).
@@ -1127,7 +1147,7 @@ fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
         for (var i = lid; i < K * qp; i += WG) {
             // Quads past the rank stay 0 and unread: A's last row ends at its rank.
             var v = vec4<f32>(0.0);
-            if (i / qp < nrow && 4u * (i % qp) < p.rank) {
+            if (i / qp < nrow && 4u * (i % qp) < lora_rank()) {
                 v = p.scale * sk_a(f16, m0 + i / qp, i % qp);
             }
             sk_t[(i / qp) * 32u + i % qp] = v;
@@ -1139,7 +1159,7 @@ fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
-    if (4u * q < p.rank) {
+    if (4u * q < lora_rank()) {
         for (var k = 4u * (lid / qp); k < p.k_in; k += 8u * lanes) {
             let k2 = k + 4u * lanes;
             let a0 = sk_a(f16, k, q);
@@ -1180,14 +1200,14 @@ fn sk_xa(f16: bool, m0: u32, nrow: u32, lid: u32, sg: u32) {
 
 // Rank j of B at column col (0 past the rank).
 fn sk_b(f16: bool, j: u32, col: u32, aligned: bool) -> vec4<f32> {
-    if (j >= p.rank) {
+    if (j >= lora_rank()) {
         return vec4<f32>(0.0);
     }
-    let e = j * p.n_out + col;
+    let e = j * lora_out() + col;
     if (all_aligned()) {
         return ld4(f16, 2u, e >> 2u);
     }
-    return ld4_at(f16, 2u, e, aligned, j * p.n_out + p.n_out);
+    return ld4_at(f16, 2u, e, aligned, j * lora_out() + lora_out());
 }
 
 // acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at col.
@@ -1197,19 +1217,19 @@ fn sk_bmac(f16: bool, acc: vec4<f32>, tq: vec4<f32>, j: u32, col: u32, aligned: 
 }
 
 fn sk_tb(f16: bool, m0: u32, nrow: u32, cblock: u32, lid: u32) {
-    let r4 = (p.rank + 3u) / 4u;
-    let chunks_out = (p.n_out + 3u) / 4u;
+    let r4 = (lora_rank() + 3u) / 4u;
+    let chunks_out = (lora_out() + 3u) / 4u;
     let cpb = p.per_pass;
     let c_first = cblock * cpb;
     let ncols = min(cpb, chunks_out - min(chunks_out, c_first));
-    let aligned = p.n_out % 4u == 0u;
+    let aligned = lora_out() % 4u == 0u;
     for (var i = lid; i < K * cpb; i += WG) {
         let m = i / cpb;
         if (m >= nrow || i % cpb >= ncols) {
             continue;
         }
         let col = 4u * (c_first + i % cpb);
-        let nl = min(4u, p.n_out - col);
+        let nl = min(4u, lora_out() - col);
         var acc = base_at(f16, m, col, nl, aligned, m0, nrow);
         var jq = 0u;
         for (; jq + 4u <= r4; jq += 4u) {

@@ -93,7 +93,7 @@ fn spirv(key: &PipelineKey, lang: (u8, u8)) -> Res<(Vec<u32>, Vec<vk::Descriptor
         .map_err(|e| format!("{}: {e:?}", key.shader().name()))?;
     let entry = key.entry_point();
     let mut constants = naga::back::PipelineConstants::default();
-    for (name, v) in key.variant.constants() {
+    for (name, v) in key.constants() {
         constants.insert(name.to_string(), v);
     }
     let (module, info) =
