@@ -2,7 +2,7 @@
 
 use crate::context::{Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{Fixed, Kind, Op, PipelineKey, Variant};
+use crate::kernels::{Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "copy";
@@ -28,7 +28,7 @@ pub fn encode(ctx: &Context, pass: &mut wgpu::ComputePass<'_>, x: &Tensor, y: &T
     }
     let chunks = x.byte_len().div_ceil(16);
     let per_group = (VARIANT.wg * VARIANT.chunks) as u64;
-    let key = PipelineKey { op: Op::Copy, variant: VARIANT, dtype: DType::F32, backend: crate::Backend::Wgsl, fixed: Fixed::default() };
+    let key = PipelineKey::new(Op::Copy, VARIANT, DType::F32, crate::Backend::Wgsl);
     let params = [chunks as u32, 0, 0, 0, 0, 0, 0, 0];
     let bindings = [x.binding(0, false), y.binding(1, true)];
     let workgroups = crate::kernels::groups_u32(chunks.div_ceil(per_group), OP)?;

@@ -331,7 +331,7 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
     // Few row tiles and a long k axis: split x·A over k (see `down` in lora.wgsl).
     let slices = if v.kind == Kind::Plain || a.mode == Mode::Merge { 1 } else { split_slices(k_in) };
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_pass as u32, slices as u32];
-    let key = |kind| PipelineKey { op: Op::Lora, variant: Variant { kind, ..v }, dtype, backend: ctx.backend(), fixed: Fixed::default() };
+    let key = |kind| PipelineKey::new(Op::Lora, Variant { kind, ..v }, dtype, ctx.backend());
     let steps = if slices == 1 {
         vec![(key(Kind::Plain), tiles * col_blocks)]
     } else {
@@ -392,12 +392,12 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
     }
     let col_blocks = (out.div_ceil(4) as u64).div_ceil(width as u64);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, 0, slices as u32];
-    let key = |variant| PipelineKey { op: Op::Lora, variant, dtype, backend: ctx.backend(), fixed: Fixed::default() };
+    let key = |variant| PipelineKey::new(Op::Lora, variant, dtype, ctx.backend());
     let project = key(Variant { kind: Kind::Project, wg: WG, threads: v.threads, chunks: per_slice as u32, mode: v.mode });
     // t·B is compiled for its rank and `out` (see `Fixed`).
     let fixed = Fixed { rank: rank as u32, out: out as u32 };
     let expand =
-        PipelineKey { fixed, ..key(Variant { kind: Kind::Expand, wg: WG, threads: width, chunks: blocks, mode: v.mode & !MODE_XA_ROWS2 }) };
+        key(Variant { kind: Kind::Expand, wg: WG, threads: width, chunks: blocks, mode: v.mode & !MODE_XA_ROWS2 }).with_fixed(fixed);
     let expand_groups = (rows as u64).div_ceil(16 * blocks as u64) * col_blocks;
     let steps = if merge { vec![(expand, expand_groups)] } else { vec![(project, tiles * slices), (expand, expand_groups)] };
     // The merge's second dispatch reads A, not scratch, but its entry point still binds one.
@@ -436,7 +436,7 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
     let col_blocks = chunks.div_ceil(per_block);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
     // One pipeline for any number of column blocks (a run-time parameter).
-    let key = PipelineKey { op: Op::Lora, variant: Variant { threads: 1, ..v }, dtype, backend: ctx.backend(), fixed: Fixed::default() };
+    let key = PipelineKey::new(Op::Lora, Variant { threads: 1, ..v }, dtype, ctx.backend());
     log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
     Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
 }
@@ -606,13 +606,7 @@ fn coop_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [
     }
     check_shared(ctx, COOP_SHARED_BYTES, "workgroup memory the cooperative-matrix form needs")?;
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), 0, 0, 0];
-    let key = PipelineKey {
-        op: Op::Lora,
-        variant: Variant { kind: Kind::Coop, wg: v.wg, threads: 0, chunks: 0, mode: v.mode },
-        dtype,
-        backend: ctx.backend(),
-        fixed: Fixed::default(),
-    };
+    let key = PipelineKey::new(Op::Lora, Variant { kind: Kind::Coop, wg: v.wg, threads: 0, chunks: 0, mode: v.mode }, dtype, ctx.backend());
     log::debug!("wgfuse: lora coop rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
     Ok(Plan { steps: vec![(key, rows as u64 / 16)], params, scratch: None })
 }
@@ -636,7 +630,7 @@ fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dty
     let v = Variant { kind: Kind::Plain, wg: WG, threads: col_blocks as u32, chunks: tm as u32, mode };
     log::debug!("wgfuse: native lora rows {rows} in {k_in} r {rank} out {out} {dtype:?}: tm {tm}, {col_blocks} column blocks");
     let (params, groups) = native_launch([rows, k_in, rank, out], a.scale, &v);
-    let key = PipelineKey { op: Op::Lora, variant: v, dtype, backend: Backend::Native, fixed: Fixed::default() };
+    let key = PipelineKey::new(Op::Lora, v, dtype, Backend::Native);
     Ok(Plan { steps: vec![(key, groups)], params, scratch: None })
 }
 

@@ -242,8 +242,8 @@ impl Fixed {
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// use wgfuse::kernels::{row_variant, Fixed, Op, PipelineKey};
-/// let a = PipelineKey { op: Op::Softmax, variant: row_variant(1, 4, 1024), dtype: wgfuse::DType::F32, backend: wgfuse::Backend::Wgsl, fixed: Fixed::default() };
+/// use wgfuse::kernels::{row_variant, Op, PipelineKey};
+/// let a = PipelineKey::new(Op::Softmax, row_variant(1, 4, 1024), wgfuse::DType::F32, wgfuse::Backend::Wgsl);
 /// let b = PipelineKey { dtype: wgfuse::DType::F16, ..a };
 /// assert_ne!(a, b); // one pipeline each
 /// # Ok(()) }
@@ -262,13 +262,31 @@ pub struct PipelineKey {
 }
 
 impl PipelineKey {
+    /// The key of a pipeline with no size compiled in (`fixed` all 0); see [`PipelineKey::with_fixed`].
+    ///
+    /// ```
+    /// # fn main() -> wgfuse::Result<()> {
+    /// use wgfuse::kernels::{row_variant, Fixed, Op, PipelineKey};
+    /// let key = PipelineKey::new(Op::Softmax, row_variant(1, 4, 1024), wgfuse::DType::F32, wgfuse::Backend::Wgsl);
+    /// assert_eq!(key.fixed, Fixed::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn new(op: Op, variant: Variant, dtype: DType, backend: Backend) -> Self {
+        Self { op, variant, dtype, backend, fixed: Fixed::default() }
+    }
+
+    /// The same pipeline compiled for these sizes.
+    pub fn with_fixed(self, fixed: Fixed) -> Self {
+        Self { fixed, ..self }
+    }
+
     /// The shader file the entry point lives in.
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// use wgfuse::kernels::{Kind, Op, PipelineKey, Variant};
     /// let variant = Variant { kind: Kind::Coop, wg: 256, threads: 0, chunks: 0, mode: 1 };
-    /// let key = PipelineKey { op: Op::Lora, variant, dtype: wgfuse::DType::F16, backend: wgfuse::Backend::Wgsl, fixed: Default::default() };
+    /// let key = PipelineKey::new(Op::Lora, variant, wgfuse::DType::F16, wgfuse::Backend::Wgsl);
     /// assert_eq!(key.shader(), wgfuse::shaders::Shader::LoraCoop);
     /// # Ok(()) }
     /// ```
@@ -286,7 +304,7 @@ impl PipelineKey {
     /// # fn main() -> wgfuse::Result<()> {
     /// use wgfuse::kernels::{Fixed, Kind, Op, PipelineKey, Variant};
     /// let variant = Variant { kind: Kind::Expand, wg: 256, threads: 256, chunks: 4, mode: 1 };
-    /// let key = PipelineKey { op: Op::Lora, variant, dtype: wgfuse::DType::F32, backend: wgfuse::Backend::Wgsl, fixed: Fixed { rank: 16, out: 4096 } };
+    /// let key = PipelineKey::new(Op::Lora, variant, wgfuse::DType::F32, wgfuse::Backend::Wgsl).with_fixed(Fixed { rank: 16, out: 4096 });
     /// assert_eq!(key.constants().len(), 6);
     /// # Ok(()) }
     /// ```
@@ -301,7 +319,7 @@ impl PipelineKey {
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// use wgfuse::kernels::{row_variant, Op, PipelineKey};
-    /// let key = PipelineKey { op: Op::Softmax, variant: row_variant(1, 8, 1024), dtype: wgfuse::DType::F16, backend: wgfuse::Backend::Wgsl, fixed: Default::default() };
+    /// let key = PipelineKey::new(Op::Softmax, row_variant(1, 8, 1024), wgfuse::DType::F16, wgfuse::Backend::Wgsl);
     /// assert_eq!(key.entry_point(), "softmax_f16_reg");
     /// # Ok(()) }
     /// ```
@@ -324,7 +342,7 @@ impl PipelineKey {
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// use wgfuse::kernels::{native_row_variant, Op, PipelineKey};
-    /// let key = PipelineKey { op: Op::Softmax, variant: native_row_variant(4096, 4096, 32, 1024), dtype: wgfuse::DType::F32, backend: wgfuse::Backend::Native, fixed: Default::default() };
+    /// let key = PipelineKey::new(Op::Softmax, native_row_variant(4096, 4096, 32, 1024), wgfuse::DType::F32, wgfuse::Backend::Native);
     /// assert_eq!(key.entry_point(), "softmax_f32_row256");
     /// # Ok(()) }
     /// ```

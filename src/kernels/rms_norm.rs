@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{groups_u32, native_row_plan, row_groups, slot, wgsl_row_variant, Fixed, Kind, Op, PipelineKey, Variant};
+use crate::kernels::{groups_u32, native_row_plan, row_groups, slot, wgsl_row_variant, Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "rms_norm";
@@ -77,18 +77,14 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         variant.mode = u32::from(a.weight.is_some());
         params[2] = a.eps.to_bits();
         params[5] = variant.mode;
-        return Ok((
-            PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: Backend::Native, fixed: Fixed::default() },
-            params,
-            groups,
-        ));
+        return Ok((PipelineKey::new(kind, variant, a.x.dtype(), Backend::Native), params, groups));
     }
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_row_variant(a.x.rows(), n, a.x.dtype(), max_inv));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, op)?;
     variant.mode = crate::kernels::row_mode(weight_mode(&variant, a.x.dtype(), a.weight.is_some(), a.residual.is_some()), n);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
-    let key = PipelineKey { op: kind, variant, dtype: a.x.dtype(), backend: ctx.backend(), fixed: Fixed::default() };
+    let key = PipelineKey::new(kind, variant, a.x.dtype(), ctx.backend());
     // params[3] stays 0: `zero` in rms_norm.wgsl, which keeps h's f16 rounding in y.
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))

@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{native_row_plan, row_groups, row_mode, slot, Fixed, Op, PipelineKey, Variant};
+use crate::kernels::{native_row_plan, row_groups, row_mode, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "softmax";
@@ -52,18 +52,14 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     let n = a.x.last_dim();
     if ctx.backend() == Backend::Native {
         let (variant, params, groups) = native_row_plan(ctx, a.x.rows(), n, a.variant, OP)?;
-        return Ok((
-            PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: Backend::Native, fixed: Fixed::default() },
-            params,
-            groups,
-        ));
+        return Ok((PipelineKey::new(Op::Softmax, variant, a.x.dtype(), Backend::Native), params, groups));
     }
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_variant(a.x.rows(), n, a.x.dtype(), max_inv));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, OP)?;
     variant.mode = row_mode(variant.mode, n);
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
-    let key = PipelineKey { op: Op::Softmax, variant, dtype: a.x.dtype(), backend: ctx.backend(), fixed: Fixed::default() };
+    let key = PipelineKey::new(Op::Softmax, variant, a.x.dtype(), ctx.backend());
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
 }

@@ -4,7 +4,7 @@
 
 use crate::context::{Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{groups_u32, Fixed, Kind, Op, PipelineKey, Variant};
+use crate::kernels::{groups_u32, Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 /// One elementary kernel (an entry point of `unfused.wgsl`).
@@ -70,13 +70,7 @@ struct Step {
 impl Step {
     fn dispatch<R>(&self, go: impl FnOnce(&Dispatch<'_>) -> Result<R>) -> Result<R> {
         let variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 1, mode: self.mode };
-        let key = PipelineKey {
-            op: Op::Unfused(self.kernel),
-            variant,
-            dtype: DType::F32,
-            backend: crate::Backend::Wgsl,
-            fixed: Fixed::default(),
-        };
+        let key = PipelineKey::new(Op::Unfused(self.kernel), variant, DType::F32, crate::Backend::Wgsl);
         let groups = match self.kernel {
             Elementary::Reduce => self.rows as u64,
             Elementary::Matmul => (self.rows.div_ceil(16) * self.n.div_ceil(16)) as u64,
