@@ -3,7 +3,8 @@
 //! before it goes into a library kernel.
 //!
 //! Bindings: 0 `src` (read, N MiB of random f32, default 64), 1 `dst` (read-write, N MiB),
-//! 2 `small` (read, 1 MiB of random f32), and `src2` / `dst2` (N MiB each, made only when named);
+//! 2 `small` (read, 1 MiB of random f32), `src2` / `dst2` (N MiB each, made only when named) and
+//! `zero` (1 MiB of zeros, made only when named);
 //! a line `// bind 3:src,4:dst,...` binds those buffers
 //! at other numbers instead (every entry point must use every binding). Each entry point to
 //! time has a line
@@ -76,6 +77,11 @@ pub fn run(args: &[String]) -> Res<()> {
     };
     let src2 = second("src2", &mut rng)?;
     let dst2 = second("dst2", &mut rng)?;
+    // `zero`: 1 MiB of zeros (counters a probe resets itself before it ends), made only when named.
+    let zero = match bind_line.split(',').any(|b| b.trim().ends_with(":zero")) {
+        true => Some(ctx.tensor(&vec![0.0f32; 1 << 18], &[1 << 18]).map_err(err)?),
+        false => None,
+    };
     let device = ctx.device();
     let module = ctx
         .scoped(|| {
@@ -98,6 +104,7 @@ pub fn run(args: &[String]) -> Res<()> {
                     "small" => &small,
                     "src2" => src2.as_ref().ok_or("src2")?,
                     "dst2" => dst2.as_ref().ok_or("dst2")?,
+                    "zero" => zero.as_ref().ok_or("zero")?,
                     o => return Err(format!("unknown buffer {o:?}")),
                 };
                 Ok((n.parse::<u32>().map_err(err)?, buf))
