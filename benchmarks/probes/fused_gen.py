@@ -18,14 +18,11 @@ through the library are not comparable: y here is written over random base, x an
 import os
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_text import edit, shader, write_probe  # noqa: E402
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/fu"
-LIB = open(os.path.join(ROOT, "shaders/wgsl/lora.wgsl")).read()
-
-
-def edit(text, old, new, count=1):
-    assert text.count(old) == count, old
-    return text.replace(old, new)
+LIB = shader("lora.wgsl")
 
 
 # tb() with its own layout constants (the module's T and K are x·A's in this pipeline).
@@ -143,16 +140,15 @@ fn tbr_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 """
 
 BIND = "0:src,1:small,2:small,3:src,4:dst,5:dst2,8:src,9:small,10:small,11:src,12:dst,13:dst,14:src,15:zero"
-os.makedirs(OUT, exist_ok=True)
 for lag, name in [(64, "fused_seq"), (16, "fused_lag16"), (32, "fused_lag32")]:
-    ds = ["lora_f32_xa 256 64", "tbr_f32 256 128"] if name == "fused_seq" else []
-    ds += [f"fused_f32 {g} 192" for g in (264, 528)]
-    ds += (["lora_f16_xa 256 32", "tbr_f16 256 64"] if name == "fused_seq" else [])
-    ds += [f"fused_f16 {g} 96" for g in (264, 528)]
-    with open(os.path.join(OUT, name + ".wgsl"), "w") as f:
-        f.write(f"// LoRA 4096x4096 r16 -> 4096 as one dispatch of queued items ({name})\n"
-                f"// run: cargo xtask probe {name}.wgsl --mib 64 --dump 4096\n"
-                "// params 4096 4096 16 4096 0.5 4 0 2\n"
-                "// constants WG=256,T=16,K=16,MODE=81,RANK=16,N_OUT=4096\n"
-                f"// bind {BIND}\n" + "".join(f"// dispatch {d}\n" for d in ds)
-                + TB + FUSED.replace("__LAG__", str(lag)))
+    alone = name == "fused_seq"
+    ds = (["lora_f32_xa 256 64", "tbr_f32 256 128"] if alone else []) + [f"fused_f32 {g} 192" for g in (264, 528)]
+    ds += (["lora_f16_xa 256 32", "tbr_f16 256 64"] if alone else []) + [f"fused_f16 {g} 96" for g in (264, 528)]
+    head = [
+        f"// LoRA 4096x4096 r16 -> 4096 as one dispatch of queued items ({name})",
+        f"// run: cargo xtask probe {name}.wgsl --mib 64 --dump 4096",
+        "// params 4096 4096 16 4096 0.5 4 0 2",
+        "// constants WG=256,T=16,K=16,MODE=81,RANK=16,N_OUT=4096",
+        f"// bind {BIND}",
+    ]
+    write_probe(OUT, name, head + [f"// dispatch {d}" for d in ds], TB + FUSED.replace("__LAG__", str(lag)))

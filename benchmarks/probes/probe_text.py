@@ -23,3 +23,10 @@ def edit(text, old, new, count=1):
     """text with `old` (found exactly `count` times) replaced by `new`."""
     assert text.count(old) == count, old
     return text.replace(old, new)
+
+
+def write_probe(folder, name, head, text):
+    """Writes FOLDER/NAME.wgsl: the `//` header lines `head`, then the shader text."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name + ".wgsl"), "w") as f:
+        f.write("\n".join(head) + "\n" + text)

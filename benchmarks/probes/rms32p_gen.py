@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from probe_text import B_RMS, shader  # noqa: E402
+from probe_text import B_RMS, shader, write_probe  # noqa: E402
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "/tmp/r32p"
 RMS = shader("rows.wgsl") + shader("rms_norm.wgsl")
@@ -96,16 +96,10 @@ fn pwh(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
 
 def write(name, what, text, mode, dispatches):
-    os.makedirs(OUT, exist_ok=True)
-    head = [
-        f"// {what}",
-        f"// run: cargo xtask probe {name}.wgsl --mib 500 --dump 262144",
-        f"// params {P_RMS}",
-        f"// constants WG=1024,T=1024,K=8,MODE={mode}",
-        f"// bind {B_RMS}",
-    ] + [f"// dispatch {d}" for d in dispatches]
-    with open(os.path.join(OUT, name + ".wgsl"), "w") as f:
-        f.write("\n".join(head) + "\n" + text)
+    run = f"cargo xtask probe {name}.wgsl --mib 500 --dump 262144"
+    consts = f"WG=1024,T=1024,K=8,MODE={mode}"
+    head = [f"// {what}", f"// run: {run}", f"// params {P_RMS}", f"// constants {consts}", f"// bind {B_RMS}"]
+    write_probe(OUT, name, head + [f"// dispatch {d}" for d in dispatches], text)
 
 
 # MODE: 1 weight, 16 aligned, 5 << 8 five weight chunks before the reduction (the library's rule).
