@@ -78,9 +78,10 @@ pub fn run(args: &[String]) -> Res<()> {
     let src2 = second("src2", &mut rng)?;
     let dst2 = second("dst2", &mut rng)?;
     // `zero`: 1 MiB of zeros (counters a probe resets itself before it ends), made only when named.
-    let zero = match bind_line.split(',').any(|b| b.trim().ends_with(":zero")) {
-        true => Some(ctx.tensor(&vec![0.0f32; 1 << 18], &[1 << 18]).map_err(err)?),
-        false => None,
+    let zero = if bind_line.split(',').any(|b| b.trim().ends_with(":zero")) {
+        Some(ctx.tensor(&vec![0.0f32; 1 << 18], &[1 << 18]).map_err(err)?)
+    } else {
+        None
     };
     let device = ctx.device();
     let module = ctx
