@@ -15,7 +15,8 @@
 //!
 //! So that a library shader runs unchanged: `// params 4096 4096 0.5 ...` sets the immediates
 //! (words: integers as u32, numbers with a point as f32 bits), and `// constants WG=256,T=256`
-//! the pipeline-overridable constants of every entry point.
+//! the pipeline-overridable constants of every entry point; with a line `// uniform N` the
+//! params go to a uniform buffer at binding N instead (as the library's WGSL kernels take them).
 //!
 //! `--half` fills the buffers with f16 values instead (same bytes), for kernels that read f16
 //! inputs; `--dump N` reads back the first N f32 words of `dst` after each entry point and
@@ -131,7 +132,24 @@ pub fn run(args: &[String]) -> Res<()> {
     };
     let param_bytes: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
     let consts: Vec<(&str, f64)> = constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let layout = if params.is_empty() { None } else { Some(bind_layout(&ctx, &text, &binds, (params.len() * 4) as u32)?) };
+    // `// uniform N`: the params go to a uniform buffer at binding N instead of immediates.
+    let uniform_at: Option<u32> = match text.lines().find_map(|l| l.trim().strip_prefix("// uniform ")) {
+        Some(n) => Some(n.trim().parse().map_err(err)?),
+        None => None,
+    };
+    let uniform = match uniform_at {
+        Some(_) => {
+            use wgpu::util::DeviceExt;
+            let mut bytes = param_bytes.clone();
+            bytes.resize(bytes.len().next_multiple_of(16).max(16), 0);
+            let desc =
+                wgpu::util::BufferInitDescriptor { label: Some("probe params"), contents: &bytes, usage: wgpu::BufferUsages::UNIFORM };
+            Some(ctx.scoped(|| ctx.device().create_buffer_init(&desc)).map_err(err)?)
+        }
+        None => None,
+    };
+    let immediate_size = if uniform_at.is_some() { 0 } else { (params.len() * 4) as u32 };
+    let layout = if params.is_empty() { None } else { Some(bind_layout(&ctx, &text, &binds, immediate_size, uniform_at)?) };
     let copy_us = time(&mut timer, |p| copy::encode(&ctx, p, &src, &dst))?;
     let bytes = 2.0 * (mib << 20) as f64;
     println!("copy {mib} MiB -> {mib} MiB: {copy_us:.2} µs, {:.0} GB/s", bytes / (copy_us * 1e3));
@@ -170,6 +188,11 @@ pub fn run(args: &[String]) -> Res<()> {
                     entries: &binds
                         .iter()
                         .map(|&(i, t)| wgpu::BindGroupEntry { binding: i, resource: t.buffer().as_entire_binding() })
+                        .chain(
+                            uniform_at
+                                .zip(uniform.as_ref())
+                                .map(|(i, b)| wgpu::BindGroupEntry { binding: i, resource: b.as_entire_binding() }),
+                        )
                         .collect::<Vec<_>>(),
                 })
             })
@@ -179,7 +202,7 @@ pub fn run(args: &[String]) -> Res<()> {
         let us = time(&mut timer, |p| {
             p.set_pipeline(&pipeline);
             p.set_bind_group(0, &group, &[]);
-            if !params.is_empty() {
+            if immediate_size > 0 {
                 p.set_immediates(0, &param_bytes);
             }
             p.dispatch_workgroups(gx, gy, 1);
@@ -212,6 +235,7 @@ fn bind_layout(
     text: &str,
     binds: &[(u32, &wgfuse::Tensor)],
     immediate_size: u32,
+    uniform_at: Option<u32>,
 ) -> Res<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
     let device = ctx.device();
     let read_only = |n: u32| text.lines().any(|l| l.contains(&format!("@binding({n})")) && l.contains("var<storage, read>"));
@@ -227,6 +251,12 @@ fn bind_layout(
             },
             count: None,
         })
+        .chain(uniform_at.map(|n| wgpu::BindGroupLayoutEntry {
+            binding: n,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        }))
         .collect();
     ctx.scoped(|| {
         let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("probe"), entries: &entries });
