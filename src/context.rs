@@ -227,8 +227,18 @@ pub(crate) const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::PASSTHROUGH_SHADERS, "PASSTHROUGH_SHADERS"),
 ];
 
-/// Size of the immediate-data block every kernel takes (its `Params`).
+/// Size of the block of sizes every kernel takes (its `Params`).
 pub(crate) const IMMEDIATE_BYTES: u32 = 32;
+
+/// Binding slot of the uniform buffer that holds a WGSL kernel's `Params`. The native (SPIR-V
+/// and MSL) kernels take theirs as immediates. On the H200's Vulkan driver a dispatch that sets
+/// immediates cost ~1.2 µs more than one that reads the same sizes from a uniform buffer bound
+/// with its bind group (copy and softmax over 64 MiB, BENCHMARKS.md), so the sizes live in a
+/// small uniform buffer per distinct value instead, made once and cached with the bind group.
+pub(crate) const PARAMS_SLOT: u32 = 31;
+
+/// Uniform buffers of distinct `Params` values kept before the cache starts over.
+const MAX_PARAMS_BUFFERS: usize = 4096;
 
 /// One buffer binding of a dispatch: slot, range, and whether the kernel writes it.
 #[derive(Clone, Copy, Debug)]
@@ -252,8 +262,12 @@ pub(crate) struct Dispatch<'a> {
 pub(crate) struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: Arc<wgpu::BindGroupLayout>,
+    /// Its `Params` come from a uniform buffer at [`PARAMS_SLOT`] (else from immediates).
+    pub uniform_params: bool,
 }
 
+/// `(slot, writable)` per storage binding, then `(PARAMS_SLOT, false)` when the sizes come from
+/// a uniform buffer.
 pub(crate) type LayoutSig = Vec<(u32, bool)>;
 /// The bindings of one dispatch, inline (no allocation per op).
 pub(crate) type Bindings<'a> = smallvec::SmallVec<[Binding<'a>; 16]>;
@@ -265,6 +279,8 @@ type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
 struct BindKey {
     layout: usize,
     entries: smallvec::SmallVec<[(u32, wgpu::Buffer, u64, u64); 16]>,
+    /// The sizes, for kernels that read them from a uniform buffer in the group (else zeros).
+    params: [u32; 8],
 }
 
 #[derive(Default)]
@@ -301,6 +317,7 @@ pub(crate) struct Inner {
     pipelines: RwLock<HashMap<PipelineKey, Arc<Pipeline>>>,
     layouts: Mutex<HashMap<LayoutSig, Layouts>>,
     bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+    params: Mutex<HashMap<[u32; 8], wgpu::Buffer>>,
     pending: Mutex<Pending>,
     pool: Mutex<Pool>,
     lost: Arc<Mutex<Option<String>>>,
@@ -321,6 +338,7 @@ impl Inner {
             pipelines: RwLock::default(),
             layouts: Mutex::default(),
             bind_groups: Mutex::default(),
+            params: Mutex::default(),
             pending: Mutex::default(),
             pool: Mutex::default(),
             lost,
@@ -504,8 +522,9 @@ impl Context {
     }
 
     /// Wraps a device the application already has. The device should have been created with
-    /// `SUBGROUP` and `IMMEDIATES` (ops report [`Error::MissingFeature`] otherwise), and
-    /// `SHADER_F16` for f16 tensors.
+    /// `SUBGROUP` (ops report [`Error::MissingFeature`] otherwise), `SHADER_F16` for f16 tensors,
+    /// and `IMMEDIATES` for the native kernels ([`Backend::Native`]; the WGSL kernels read their
+    /// sizes from a uniform buffer).
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
@@ -806,20 +825,24 @@ impl Context {
                 binding: slot,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only: !writable },
+                    ty: match slot {
+                        PARAMS_SLOT => wgpu::BufferBindingType::Uniform,
+                        _ => wgpu::BufferBindingType::Storage { read_only: !writable },
+                    },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
                 count: None,
             })
             .collect();
+        let uniform_params = sig.iter().any(|&(slot, _)| slot == PARAMS_SLOT);
         let device = &self.inner.device;
         let made = self.scoped(|| {
             let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("wgfuse"), entries: &entries });
             let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("wgfuse"),
                 bind_group_layouts: &[Some(&bgl)],
-                immediate_size: IMMEDIATE_BYTES,
+                immediate_size: if uniform_params { 0 } else { IMMEDIATE_BYTES },
             });
             (Arc::new(bgl), Arc::new(pl))
         })?;
@@ -833,7 +856,6 @@ impl Context {
         if let Some(p) = self.inner.pipelines.read().get(key) {
             return Ok(p.clone());
         }
-        self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "wgfuse kernels")?;
         self.require(wgpu::Features::SUBGROUP, "SUBGROUP", "wgfuse kernels")?;
         let mut pipelines = self.inner.pipelines.write();
         if let Some(p) = pipelines.get(key) {
@@ -850,6 +872,14 @@ impl Context {
             });
         }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
+        let uniform_params = lang == Language::Wgsl;
+        if !uniform_params {
+            self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "the native kernels")?;
+        }
+        let mut sig = sig;
+        if uniform_params {
+            sig.push((PARAMS_SLOT, false));
+        }
         let entry = key.entry_point();
         // A SPIR-V module holds one kernel (entry `main`); WGSL and MSL modules hold the file.
         let (unit, entry_name) = match lang {
@@ -878,20 +908,22 @@ impl Context {
         })?;
         self.inner.pipelines_created.fetch_add(1, Ordering::Relaxed);
         log::debug!("wgfuse: compiled {entry} {:?}", key.variant);
-        let p = Arc::new(Pipeline { pipeline, layout: bgl });
+        let p = Arc::new(Pipeline { pipeline, layout: bgl, uniform_params });
         pipelines.insert(*key, p.clone());
         Ok(p)
     }
 
-    fn bind_group(&self, p: &Pipeline, bindings: &[Binding<'_>]) -> Result<wgpu::BindGroup> {
+    fn bind_group(&self, p: &Pipeline, bindings: &[Binding<'_>], params: &[u32; 8]) -> Result<wgpu::BindGroup> {
         let key = BindKey {
             layout: Arc::as_ptr(&p.layout) as usize,
             entries: bindings.iter().map(|b| (b.slot, b.buffer.clone(), b.offset, b.size)).collect(),
+            params: if p.uniform_params { *params } else { [0; 8] },
         };
         let mut cache = self.inner.bind_groups.lock();
         if let Some(bg) = cache.get(&key) {
             return Ok(bg.clone());
         }
+        let uniform = if p.uniform_params { Some(self.params_buffer(params)?) } else { None };
         let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
             .map(|b| wgpu::BindGroupEntry {
@@ -902,6 +934,7 @@ impl Context {
                     size: wgpu::BufferSize::new(b.size),
                 }),
             })
+            .chain(uniform.as_ref().map(|u| wgpu::BindGroupEntry { binding: PARAMS_SLOT, resource: u.as_entire_binding() }))
             .collect();
         let device = &self.inner.device;
         let bg =
@@ -911,6 +944,26 @@ impl Context {
         }
         cache.insert(key, bg.clone());
         Ok(bg)
+    }
+
+    /// The uniform buffer holding `params`, made on first use and cached.
+    fn params_buffer(&self, params: &[u32; 8]) -> Result<wgpu::Buffer> {
+        let mut cache = self.inner.params.lock();
+        if let Some(b) = cache.get(params) {
+            return Ok(b.clone());
+        }
+        let desc = wgpu::util::BufferInitDescriptor {
+            label: Some("wgfuse params"),
+            contents: bytemuck::cast_slice(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        };
+        let device = &self.inner.device;
+        let buf = self.scoped(|| wgpu::util::DeviceExt::create_buffer_init(device, &desc))?;
+        if cache.len() >= MAX_PARAMS_BUFFERS {
+            cache.clear();
+        }
+        cache.insert(*params, buf.clone());
+        Ok(buf)
     }
 
     fn grid(&self, op: Op, workgroups: u32) -> Result<(u32, u32)> {
@@ -927,11 +980,13 @@ impl Context {
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch<'_>) -> Result<()> {
         self.check_alive()?;
         let p = self.pipeline(&d.key, d.bindings)?;
-        let bg = self.bind_group(&p, d.bindings)?;
+        let bg = self.bind_group(&p, d.bindings, &d.params)?;
         let (x, y) = self.grid(d.key.op, d.workgroups)?;
         pass.set_pipeline(&p.pipeline);
         pass.set_bind_group(0, &bg, &[]);
-        pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        if !p.uniform_params {
+            pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        }
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
     }
@@ -940,13 +995,15 @@ impl Context {
     pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
         self.check_alive()?;
         let p = self.pipeline(&d.key, d.bindings)?;
-        let bg = self.bind_group(&p, d.bindings)?;
+        let bg = self.bind_group(&p, d.bindings, &d.params)?;
         let (x, y) = self.grid(d.key.op, d.workgroups)?;
         let mut pending = self.inner.pending.lock();
         let pass = self.pass(&mut pending);
         pass.set_pipeline(&p.pipeline);
         pass.set_bind_group(0, &bg, &[]);
-        pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        if !p.uniform_params {
+            pass.set_immediates(0, bytemuck::cast_slice(&d.params));
+        }
         pass.dispatch_workgroups(x, y, 1);
         pending.ops += 1;
         let max = self.inner.options.max_pending_ops.max(1);

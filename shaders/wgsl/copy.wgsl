@@ -1,8 +1,9 @@
 // Copy kernel: y = x, vec4 at a time. It sets the bound every other kernel is measured against
 // (the same bytes read and written by the simplest possible kernel).
 //
-// Bindings: 0 x: array<vec4<f32>> (read), 1 y: array<vec4<f32>>. Immediates: chunks (vec4 count).
-// Work split: a grid-stride loop, K vec4 per thread in flight.
+// Bindings: 0 x: array<vec4<f32>> (read), 1 y: array<vec4<f32>>. Sizes (uniform, binding 31): chunks (vec4 count).
+// Work split: K consecutive blocks of WG chunks a workgroup, one chunk a thread a block (the
+// library runs K = 1).
 
 override WG: u32 = 256u;
 override T: u32 = 1u;
@@ -11,10 +12,16 @@ override MODE: u32 = 0u;
 
 struct Params {
     chunks: u32,
-    _p: array<u32, 7>,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+    _p3: u32,
+    _p4: u32,
+    _p5: u32,
+    _p6: u32,
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;

@@ -7,7 +7,7 @@
 //   words, for writes of single halves (odd `out`); 14 x: array<vec4<u32>> (8 halves each, the
 //   tiled form's wide x·A). Every entry point refers to all of them, so all slots are bound
 //   (aliases of the same buffers).
-// Immediates: rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass,
+// Sizes (uniform, binding 31): rows M, in, r, out, scale (f32 bits), column blocks, column chunks per pass,
 // k slices (split form).
 // Binding 5 (split form only): f32 scratch for the partial x A of each k slice.
 // MODE: 0 y = s (x A) B;  1 y = base + s (x A) B;  2 y += s (x A) B (in place; base unused);
@@ -56,10 +56,10 @@ struct Params {
     slices: u32,   // k slices of the split (down / up) form
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 // The rank and `out` compiled into a pipeline (the t·B dispatch's, for its shape), 0 where they
-// are read from the immediates: a known rank folds the loops over rank quads, a known `out`
+// are read from the uniform: a known rank folds the loops over rank quads, a known `out`
 // the row addresses.
 override RANK: u32 = 0u;
 override N_OUT: u32 = 0u;

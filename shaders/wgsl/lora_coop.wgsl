@@ -3,7 +3,7 @@
 // at subgroup scope.
 //
 // Bindings: 8 x, 9 A, 10 B (f16, as halves: the buffers lora.wgsl reads as packed words),
-// 11 base, 12 y (8 halves a vec4<u32>). Immediates as lora.wgsl's (rows, in, r, out, scale).
+// 11 base, 12 y (8 halves a vec4<u32>). Sizes as lora.wgsl's (rows, in, r, out, scale).
 // MODE (lora.wgsl's): 0 y = s (x A) B; 1 y = base + s (x A) B; 2 y += s (x A) B.
 // The host runs it only where every tile is whole: rows, in, r and out multiples of 16.
 //
@@ -31,7 +31,7 @@ struct Params {
     slices: u32,
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 override WG: u32 = 256u;
 // Every LoRA pipeline sets the same constants; these two only fill the set here.

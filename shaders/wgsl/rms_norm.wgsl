@@ -6,7 +6,7 @@
 //   y and h again as words, for the atomic writes of the words two rows share (odd lengths).
 // Every entry point refers to both sets (the helpers branch on the dtype), so all slots are
 // bound: the other dtype's slots alias the same buffers, and unused inputs (no weight, no
-// residual) alias x, unused outputs y. Immediates: rows, n, eps (f32 bits).
+// residual) alias x, unused outputs y. Sizes (uniform, binding 31): rows, n, eps.
 // MODE bit 0: multiply by w. Bit 1 (add + RMSNorm, aligned rows): form h * w before the
 // reduction, so that w's loads follow the stores of h instead of waiting behind the reduction.
 // Bits 8..11 (RMSNorm, aligned rows): the weight chunks a thread loads before the reduction and
@@ -28,7 +28,7 @@ struct Params {
     _p4: u32,
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 @group(0) @binding(0) var<storage, read> x32: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w32: array<vec4<f32>>;
@@ -193,7 +193,7 @@ fn weights(f16: bool, c: u32, row: Row, mask: vec4<bool>) -> vec4<f32> {
     return w;
 }
 
-// The f16 h as stored, packed. `zero` (0 at run time, an immediate) keeps the compiler from
+// The f16 h as stored, packed. `zero` (0 at run time, from the uniform) keeps the compiler from
 // folding a later unpack of these bits back into a: NVIDIA's driver 580 did, and y came out as
 // the norm of the unrounded sum.
 fn pack_h(a: vec4<f32>) -> vec2<u32> {

@@ -4,7 +4,7 @@
 // Bindings (f16 entry points): 8 x: array<vec2<u32>> (read, 4 halves per element), 9 y, and
 //   10 the same buffer as 9 seen as words, for the atomic writes of the words two rows share
 //   (odd row lengths).
-// Immediates: rows, n (row length).
+// Sizes (uniform, binding 31): rows, n (row length).
 //
 // Work split: a workgroup of WG threads takes WG / T consecutive rows; T consecutive threads
 // share a row. A row is covered by 4-element chunks aligned to the buffer, so every load is a
@@ -27,7 +27,7 @@ struct Params {
     _p5: u32,
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 @group(0) @binding(0) var<storage, read> x32: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y32: array<vec4<f32>>;

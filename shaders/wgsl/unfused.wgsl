@@ -2,7 +2,7 @@
 // against (what a framework without fusion runs for softmax, RMSNorm and LoRA). f32 only.
 //
 // Bindings: 0 x (read), 1 z (read: second operand, row or column vector), 2 y (written).
-// Immediates: rows, n (row length), eps or scale (f32 bits), matmul k.
+// Sizes (uniform, binding 31): rows, n (row length), eps or scale, matmul k.
 // MODE selects the operation inside each entry point (listed at each one).
 // Work split: elementwise kernels take one element per thread; reductions one row per
 // 256-thread workgroup (strided loop, then a shared-memory tree); matmul 16x16 output tiles.
@@ -23,7 +23,7 @@ struct Params {
     _p3: u32,
 }
 
-var<immediate> p: Params;
+@group(0) @binding(31) var<uniform> p: Params;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> z: array<f32>;

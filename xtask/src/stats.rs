@@ -115,20 +115,25 @@ fn spirv(key: &PipelineKey, lang: (u8, u8)) -> Res<(Vec<u32>, Vec<vk::Descriptor
     };
     let pipeline = naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: entry.clone() };
     let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline)).map_err(|e| format!("{entry}: {e}"))?;
-    // Every storage binding of group 0 (each entry point refers to all of its file's), and the
-    // immediates as push constants.
+    // Every storage and uniform binding of group 0 (each entry point refers to all of its
+    // file's), and any immediates as push constants.
     let mut bindings = Vec::new();
     let mut immediates = 0;
     for (_, var) in module.global_variables.iter() {
-        match (var.space, &var.binding) {
-            (naga::AddressSpace::Storage { .. }, Some(b)) if b.group == 0 => bindings.push(
+        let kind = match var.space {
+            naga::AddressSpace::Storage { .. } => Some(vk::DescriptorType::STORAGE_BUFFER),
+            naga::AddressSpace::Uniform => Some(vk::DescriptorType::UNIFORM_BUFFER),
+            _ => None,
+        };
+        match (kind, var.space, &var.binding) {
+            (Some(kind), _, Some(b)) if b.group == 0 => bindings.push(
                 vk::DescriptorSetLayoutBinding::default()
                     .binding(b.binding)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_type(kind)
                     .descriptor_count(1)
                     .stage_flags(vk::ShaderStageFlags::COMPUTE),
             ),
-            (naga::AddressSpace::Immediate, _) => immediates = module.types[var.ty].inner.size(module.to_ctx()),
+            (_, naga::AddressSpace::Immediate, _) => immediates = module.types[var.ty].inner.size(module.to_ctx()),
             _ => {}
         }
     }
