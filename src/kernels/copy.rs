@@ -6,7 +6,9 @@ use crate::kernels::{Kind, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "copy";
-const VARIANT: Variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 4, mode: 0 };
+/// One 16-byte chunk a thread: over 64 MiB on the H200 this copy took 37.6 µs where 4 chunks a
+/// thread took 39.5 (2 and 8 chunks were between and slower), so the bound is the faster copy.
+const VARIANT: Variant = Variant { kind: Kind::Plain, wg: 256, threads: 1, chunks: 1, mode: 0 };
 
 /// Records `y = x` (bytes, any dtype, same byte length) into the caller's pass.
 ///
