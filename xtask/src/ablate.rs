@@ -55,6 +55,20 @@ fn floor(ctx: &Context, rng: &mut rand::rngs::SmallRng) -> Res<()> {
     };
     let (ch_p, ch_l) = (time(&mut plain, chain)?, time(&mut lead, chain)?);
     println!("floor softmax 128x1024 f32, 100 chained: {:.2} µs/op pass timestamps / {:.2} after a lead-in", ch_p / 100.0, ch_l / 100.0);
+    // The same chain with the copy kernel in place of the softmax (the same bytes, no
+    // reduction), and with 16-byte copies: what a dependent dispatch costs with nothing to do.
+    let (t0, t1) = (tensor(ctx, rng, &[4], DType::F32)?, tensor(ctx, rng, &[4], DType::F32)?);
+    for (what, a, b) in [("copy 128x1024 f32", &c0, &c1), ("copy of 16 bytes", &t0, &t1)] {
+        let copies = |p: &mut wgpu::ComputePass<'_>| {
+            for _ in 0..50 {
+                wgfuse::kernels::copy::encode(ctx, p, a, b)?;
+                wgfuse::kernels::copy::encode(ctx, p, b, a)?;
+            }
+            Ok(())
+        };
+        let us = time(&mut plain, copies)?;
+        println!("floor {what}, 100 chained (each reads the last one's output): {:.2} µs/op", us / 100.0);
+    }
     Ok(())
 }
 
