@@ -265,7 +265,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     // add: x + r chunk by chunk, with no second register array for r.
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             if (add) {
                 v[i] = round_sum(f16, load_x(f16, c) + load_r(f16, c));
             } else {
@@ -276,7 +276,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     if (add) {
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;
-            if (c < row.c1 && full(c, row)) {
+            if (in_row(c, row) && full(c, row)) {
                 store_full(f16, 1u, c, v[i]);
             }
         }
@@ -284,7 +284,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     var ss = 0.0;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             ss += sumsq(v[i], c, row);
         }
     }
@@ -306,7 +306,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     if (aligned() && weighted) {
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;
-            if (c < row.c1) {
+            if (in_row(c, row)) {
                 if (fold) {
                     v[i] *= load_w(f16, c - row.c0);
                 } else if (!add && i < wpre()) {
@@ -320,7 +320,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
         // Rows are 4-aligned: every chunk is full, and weight chunks line up with row chunks.
         for (var i = 0u; i < K; i++) {
             let c = row.c0 + row.tid + i * T;
-            if (c < row.c1) {
+            if (in_row(c, row)) {
                 var o = v[i] * inv;
                 if (weighted && !fold) {
                     if (!add && i < wpre()) {
@@ -336,7 +336,7 @@ fn rms_reg(f16: bool, add: bool, wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg: u
     }
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1 && full(c, row)) {
+        if (in_row(c, row) && full(c, row)) {
             var o = v[i] * inv;
             if (weighted) {
                 o *= gather_w(f16, c, row);

@@ -164,7 +164,7 @@ fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg:
     var m = neg_inf();
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             let u = (*v)[i];
             if (aligned()) {
                 m = max(m, max(max(u.x, u.y), max(u.z, u.w)));
@@ -178,7 +178,7 @@ fn reg_softmax(v: ptr<function, array<vec4<f32>, KMAX>>, row: Row, lid: u32, sg:
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
         var e = vec4<f32>(0.0);
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             e = exp((*v)[i] - m);
             if (!aligned()) {
                 e = select(vec4<f32>(0.0), e, lane_mask(c, row));
@@ -205,14 +205,14 @@ fn softmax_f32_reg(
     var v: array<vec4<f32>, KMAX>;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             v[i] = x32[c];
         }
     }
     let st = reg_softmax(&v, row, lid, sg);
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1 && full(c, row)) {
+        if (in_row(c, row) && full(c, row)) {
             y32[c] = v[i] * st.inv;
         }
     }
@@ -239,14 +239,14 @@ fn softmax_f16_reg(
     var v: array<vec4<f32>, KMAX>;
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1) {
+        if (in_row(c, row)) {
             v[i] = load16(c);
         }
     }
     let st = reg_softmax(&v, row, lid, sg);
     for (var i = 0u; i < K; i++) {
         let c = row.c0 + row.tid + i * T;
-        if (c < row.c1 && full(c, row)) {
+        if (in_row(c, row) && full(c, row)) {
             let o = v[i] * st.inv;
             y16[c] = vec2<u32>(pack2x16float(o.xy), pack2x16float(o.zw));
         }

@@ -553,9 +553,22 @@ pub(crate) fn check_persist(v: &Variant, dtype: DType, n: usize, max_inv: u32, o
 /// whole and the code for partial chunks folds away when the pipeline is made.
 pub(crate) const MODE_ALIGNED: u32 = 16;
 
-/// `mode` with [`MODE_ALIGNED`] set exactly when rows of `n` elements are 4-aligned.
-pub(crate) fn row_mode(mode: u32, n: usize) -> u32 {
-    (mode & !MODE_ALIGNED) | if n % 4 == 0 { MODE_ALIGNED } else { 0 }
+/// `MODE` bit of the WGSL register row kernels: the `threads` × `chunks` chunks of 4 cover a
+/// row of `n` elements exactly (`n` = 4 · threads · chunks, 4-aligned), so the guards of chunk
+/// slots past the row fold away when the pipeline is made (4096-wide rows at t256 k4, 8192 at
+/// t512 k4, 1024 at t256 k1). On an H200 (old / new builds alternated in one call) softmax f16
+/// over 4096 x 8192 went from 41.5-41.6 µs to 40.9-41.1, add + RMSNorm f16 over 4096 x 4096 from
+/// 40.8-41.0 to 39.8-39.9 and over 4096 x 8192 from 74.8 to 73.0; softmax over 4096 x 4096 did
+/// not move. RMSNorm without a residual was slower with it and keeps its guards (rms_norm.rs).
+pub(crate) const MODE_EXACT: u32 = 32;
+
+/// `mode` for variant `v` over rows of `n` elements: [`MODE_ALIGNED`] set exactly when the rows
+/// are 4-aligned, [`MODE_EXACT`] exactly when `v` is a register variant whose chunks cover
+/// them exactly.
+pub(crate) fn row_mode(v: &Variant, mode: u32, n: usize) -> u32 {
+    let aligned = n % 4 == 0;
+    let exact = aligned && v.kind == Kind::Reg && v.threads > 0 && n as u64 == 4 * v.threads as u64 * v.chunks as u64;
+    (mode & !(MODE_ALIGNED | MODE_EXACT)) | if aligned { MODE_ALIGNED } else { 0 } | if exact { MODE_EXACT } else { 0 }
 }
 
 /// Workgroups a row kernel needs for `rows` rows.

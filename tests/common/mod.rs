@@ -114,7 +114,8 @@ pub fn poisoned(ctx: &Context, shape: &[usize], dtype: DType) -> Tensor {
 }
 
 /// Every row-kernel variant worth forcing on rows of `n` elements: the looped form at 1 to 1024
-/// threads a row, and the register form wherever a thread's chunks fit its registers.
+/// threads a row, and the register form wherever a thread's chunks fit its registers (also with
+/// exactly the chunks of the row where it has a multiple of 4 T elements).
 #[allow(dead_code)]
 pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
     use wgfuse::kernels::{Kind, Variant};
@@ -126,6 +127,11 @@ pub fn row_variants(n: usize) -> Vec<wgfuse::kernels::Variant> {
         vs.push(Variant { kind: Kind::Online, wg, threads: t, chunks: 1, mode: 0 });
         if k <= 16 {
             vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: k, mode: 0 });
+        }
+        // Rows a multiple of 4 and exactly T x K chunks: the kernels drop their slot guards.
+        let exact = n / 4 / t as usize;
+        if n % 4 == 0 && (1..=16).contains(&exact) && exact * t as usize * 4 == n && exact as u32 != k {
+            vs.push(Variant { kind: Kind::Reg, wg, threads: t, chunks: exact as u32, mode: 0 });
         }
     }
     vs
