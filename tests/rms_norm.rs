@@ -214,3 +214,25 @@ fn add_rms_norm_f16_y_is_the_norm_of_the_rounded_h() {
         }
     }
 }
+
+#[test]
+fn add_rms_norm_f32_rows_of_1024_threads() {
+    // add + RMSNorm in f32 widens rows to 1024 threads where they still cover the row exactly
+    // (4096 columns: one chunk a thread, 8192: two), with and without a weight; RMSNorm alone and
+    // f16 keep the shared rule.
+    let ctx = ctx(false);
+    for (rows, n) in [(5usize, 4096usize), (3, 8192), (2, 4100)] {
+        let x = upload(&ctx, &vec![0.0; rows * n], &[rows, n], DType::F32).0;
+        let v = wgfuse::kernels::rms_norm::variant_for(&ctx, &x, true);
+        let want = if n % 4096 == 0 { (1024, (n / 4096) as u32) } else { (v.threads, v.chunks) };
+        assert_eq!((v.threads, v.chunks), want, "{rows}x{n}: {v:?}");
+        if n % 4096 == 0 {
+            assert_eq!(wgfuse::kernels::rms_norm::variant_for(&ctx, &x, false).threads, (n / 16) as u32, "rms_norm {rows}x{n}");
+        }
+        for weighted in [true, false] {
+            check(&ctx, rows, n, DType::F32, 4.0, weighted, true, &format!("add_rms_norm f32 {rows}x{n} w={weighted} {}", v.describe()));
+        }
+    }
+    let x16 = upload(&ctx, &vec![0.0; 4 * 4096], &[4, 4096], DType::F16).0;
+    assert_eq!(wgfuse::kernels::rms_norm::variant_for(&ctx, &x16, true).threads, 256, "f16 keeps 256 threads");
+}

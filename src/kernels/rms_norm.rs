@@ -80,7 +80,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
         return Ok((PipelineKey::new(kind, variant, a.x.dtype(), Backend::Native), params, groups));
     }
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
-    let mut variant = a.variant.unwrap_or_else(|| wgsl_row_variant(a.x.rows(), n, a.x.dtype(), max_inv));
+    let mut variant = a.variant.unwrap_or_else(|| wgsl_variant(a.x.rows(), n, a.x.dtype(), max_inv, a.residual.is_some()));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, op)?;
     variant.mode = crate::kernels::row_mode(&variant, weight_mode(&variant, a.x.dtype(), a.weight.is_some(), a.residual.is_some()), n);
     if a.residual.is_none() {
@@ -96,6 +96,56 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     // params[3] stays 0: `zero` in rms_norm.wgsl, which keeps h's f16 rounding in y.
     let params = [a.x.rows() as u32, n as u32, a.eps.to_bits(), 0, 0, 0, 0, 0];
     Ok((key, params, row_groups(a.x.rows(), &variant)))
+}
+
+/// The WGSL variant of RMSNorm (`add` false) or add + RMSNorm: the rule the row ops share
+/// ([`wgsl_row_variant`]), except that add + RMSNorm in f32 widens a row of one workgroup to as
+/// many threads as the device allows (up to 1024) where they still cover it exactly. It reads two
+/// rows and writes two, so its rows are twice the bytes of the others'. `cargo xtask tune` on an
+/// H200 (two rounds in one call, 4096 rows): 4096 columns 71.6-71.7 µs at 256 threads against
+/// 70.5 at 1024, 8192 columns 136.6-136.8 at 512 against 135.3-135.6 at 1024; 16384 x 4096
+/// 265.8-265.9 against 264.7-265.2. In f16 1024 threads were slower (4096 x 4096: 44.6 µs
+/// against 40.4), as they were for RMSNorm alone (f32 4096 x 4096: 48.8 against 39.2).
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::rms_norm::wgsl_variant;
+/// use wgfuse::DType;
+/// let add = wgsl_variant(4096, 4096, DType::F32, 1024, true);
+/// assert_eq!((add.threads, add.chunks), (1024, 1));
+/// let plain = wgsl_variant(4096, 4096, DType::F32, 1024, false);
+/// assert_eq!((plain.threads, plain.chunks), (256, 4));
+/// assert_eq!(wgsl_variant(4096, 4096, DType::F16, 1024, true).threads, 256);
+/// # Ok(()) }
+/// ```
+pub fn wgsl_variant(rows: usize, n: usize, dtype: DType, max_invocations: u32, add: bool) -> Variant {
+    let v = wgsl_row_variant(rows, n, dtype, max_invocations);
+    if !add || dtype != DType::F32 || v.kind != Kind::Reg || v.threads < 256 || v.wg != v.threads || n % 4 != 0 {
+        return v;
+    }
+    let chunks = (n / 4) as u64;
+    let mut t = v.threads;
+    while t < max_invocations.min(1024) && 2 * t as u64 <= chunks && chunks.is_multiple_of(2 * t as u64) {
+        t *= 2;
+    }
+    Variant { wg: t, threads: t, chunks: chunks.div_ceil(t as u64) as u32, ..v }
+}
+
+/// The variant [`Context::rms_norm`] (`add` false) or [`Context::add_rms_norm`] picks for `x`.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// let ctx = wgfuse::Context::new()?;
+/// let x = ctx.tensor(&[0.0f32; 3 * 1000], &[3, 1000])?;
+/// println!("{}", wgfuse::kernels::rms_norm::variant_for(&ctx, &x, true).describe());
+/// # Ok(()) }
+/// ```
+pub fn variant_for(ctx: &Context, x: &Tensor, add: bool) -> Variant {
+    let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
+    if ctx.backend() == Backend::Native {
+        return crate::kernels::native_row_variant(x.rows(), x.last_dim(), ctx.info().subgroup_sizes().0, max_inv);
+    }
+    wgsl_variant(x.rows(), x.last_dim(), x.dtype(), max_inv, add)
 }
 
 /// `MODE` bit of rms_norm.wgsl: add + RMSNorm forms `h·w` before the row's reduction.

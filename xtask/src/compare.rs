@@ -364,7 +364,8 @@ impl Fused<'_> {
                     Backend::Wgsl => v.describe(),
                 }
             }
-            // The row ops share one variant rule (kernels::wgsl_row_variant).
+            OpName::RmsNorm => rms_norm::variant_for(self.ctx, &t[0], false).describe(),
+            OpName::AddRmsNorm => rms_norm::variant_for(self.ctx, &t[0], true).describe(),
             _ => softmax::variant_for(self.ctx, &t[0]).describe(),
         }
     }

@@ -185,7 +185,10 @@ pub fn run(args: &[String]) -> Res<()> {
                 let kind = Op::from_name(op.as_str()).ok_or(format!("unknown op {op}"))?;
                 let bytes = bytes_moved(kind, &[rows, n], dtype);
                 let bound = copy_time(&ctx, &mut timer, warm, bytes)?;
-                let pick = wgfuse::kernels::row_variant(rows, n, max_wg);
+                let pick = match op.as_str() {
+                    "softmax" => softmax::wgsl_variant(rows, n, dtype, max_wg),
+                    o => rms_norm::wgsl_variant(rows, n, dtype, max_wg, o == "add_rms_norm"),
+                };
                 for v in row_variants(n, max_wg) {
                     let us = match op.as_str() {
                         "softmax" => {
