@@ -125,7 +125,7 @@ pub fn wgsl_variant(rows: usize, n: usize, dtype: DType, max_invocations: u32, a
     }
     let chunks = (n / 4) as u64;
     let mut t = v.threads;
-    while t < max_invocations.min(1024) && 2 * t as u64 <= chunks && chunks.is_multiple_of(2 * t as u64) {
+    while t < max_invocations.min(1024) && 2 * t as u64 <= chunks && chunks % (2 * t as u64) == 0 {
         t *= 2;
     }
     Variant { wg: t, threads: t, chunks: chunks.div_ceil(t as u64) as u32, ..v }
