@@ -269,6 +269,26 @@ pub(crate) struct Pipeline {
 /// `(slot, writable)` per storage binding, then `(PARAMS_SLOT, false)` when the sizes come from
 /// a uniform buffer.
 pub(crate) type LayoutSig = Vec<(u32, bool)>;
+/// A dispatch ready to go into a pass ([`Context::prepare`]).
+struct Ready {
+    pipeline: Arc<Pipeline>,
+    group: wgpu::BindGroup,
+    grid: (u32, u32),
+    params: [u32; 8],
+}
+
+impl Ready {
+    /// Sets the pipeline, the bind group and (native kernels only) the immediates, and dispatches.
+    fn write(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.group, &[]);
+        if !self.pipeline.uniform_params {
+            pass.set_immediates(0, bytemuck::cast_slice(&self.params));
+        }
+        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+    }
+}
+
 /// The bindings of one dispatch, inline (no allocation per op).
 pub(crate) type Bindings<'a> = smallvec::SmallVec<[Binding<'a>; 16]>;
 type Layouts = (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>);
@@ -983,33 +1003,15 @@ impl Context {
 
     /// Records `d` into a caller's pass (the low-level layer).
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, d: &Dispatch<'_>) -> Result<()> {
-        self.check_alive()?;
-        let p = self.pipeline(&d.key, d.bindings)?;
-        let bg = self.bind_group(&p, d.bindings, &d.params)?;
-        let (x, y) = self.grid(d.key.op, d.workgroups)?;
-        pass.set_pipeline(&p.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        if !p.uniform_params {
-            pass.set_immediates(0, bytemuck::cast_slice(&d.params));
-        }
-        pass.dispatch_workgroups(x, y, 1);
+        self.prepare(d)?.write(pass);
         Ok(())
     }
 
     /// Records `d` into the pending pass (the simple layer), submitting when enough ops wait.
     pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
-        self.check_alive()?;
-        let p = self.pipeline(&d.key, d.bindings)?;
-        let bg = self.bind_group(&p, d.bindings, &d.params)?;
-        let (x, y) = self.grid(d.key.op, d.workgroups)?;
+        let ready = self.prepare(d)?;
         let mut pending = self.inner.pending.lock();
-        let pass = self.pass(&mut pending);
-        pass.set_pipeline(&p.pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        if !p.uniform_params {
-            pass.set_immediates(0, bytemuck::cast_slice(&d.params));
-        }
-        pass.dispatch_workgroups(x, y, 1);
+        ready.write(self.pass(&mut pending));
         pending.ops += 1;
         let max = self.inner.options.max_pending_ops.max(1);
         let batch = pending.batch.clamp(FIRST_BATCH.min(max), max);
@@ -1018,6 +1020,15 @@ impl Context {
             pending.batch = batch.saturating_mul(2);
         }
         Ok(())
+    }
+
+    /// What dispatching `d` needs, from the caches: its pipeline, bind group and grid.
+    fn prepare(&self, d: &Dispatch<'_>) -> Result<Ready> {
+        self.check_alive()?;
+        let pipeline = self.pipeline(&d.key, d.bindings)?;
+        let group = self.bind_group(&pipeline, d.bindings, &d.params)?;
+        let grid = self.grid(d.key.op, d.workgroups)?;
+        Ok(Ready { pipeline, group, grid, params: d.params })
     }
 
     fn pass<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::ComputePass<'static> {
