@@ -210,7 +210,7 @@ impl Variant {
 }
 
 /// Sizes compiled into a pipeline as constants, each 0 where the kernel reads it from its
-/// immediates at run time. LoRA's `t·B` dispatch ([`Kind::Expand`]) is compiled for its rank and
+/// `Params` at run time. LoRA's `t·B` dispatch ([`Kind::Expand`]) is compiled for its rank and
 /// `out`: its products' loops over rank quads and its row addresses then fold when the pipeline
 /// is made. A model has few (rank, `out`) pairs, and the rows stay a run-time size. On an H200
 /// (4096 x 4096 r16 → 4096, same call) this took t·B alone from 51.8 to 47.3 µs (f32) and from
@@ -563,11 +563,11 @@ pub(crate) const MODE_ALIGNED: u32 = 16;
 pub(crate) const MODE_EXACT: u32 = 32;
 
 /// `mode` for variant `v` over rows of `n` elements: [`MODE_ALIGNED`] set exactly when the rows
-/// are 4-aligned, [`MODE_EXACT`] exactly when `v` is a register variant whose chunks cover
-/// them exactly.
-pub(crate) fn row_mode(v: &Variant, mode: u32, n: usize) -> u32 {
+/// are 4-aligned, [`MODE_EXACT`] exactly when `exact_ok` (the op runs faster without its slot
+/// guards) and `v` is a register variant whose chunks cover the rows exactly.
+pub(crate) fn row_mode(v: &Variant, mode: u32, n: usize, exact_ok: bool) -> u32 {
     let aligned = n % 4 == 0;
-    let exact = aligned && v.kind == Kind::Reg && v.threads > 0 && n as u64 == 4 * v.threads as u64 * v.chunks as u64;
+    let exact = exact_ok && aligned && v.kind == Kind::Reg && v.threads > 0 && n as u64 == 4 * v.threads as u64 * v.chunks as u64;
     (mode & !(MODE_ALIGNED | MODE_EXACT)) | if aligned { MODE_ALIGNED } else { 0 } | if exact { MODE_EXACT } else { 0 }
 }
 

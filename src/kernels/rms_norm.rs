@@ -82,15 +82,13 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_variant(a.x.rows(), n, a.x.dtype(), max_inv, a.residual.is_some()));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, op)?;
-    variant.mode = crate::kernels::row_mode(&variant, weight_mode(&variant, a.x.dtype(), a.weight.is_some(), a.residual.is_some()), n);
-    if a.residual.is_none() {
-        // Exact rows without their slot guards made RMSNorm slower on the H200 (old / new builds
-        // alternated in one call: f32 4096 x 4096 38.7-38.9 → 39.4-39.7 µs, 4096 x 8192
-        // 70.6-70.9 → 72.0, f16 4096 x 4096 23.9-24.0 → 24.1-24.2) while add + RMSNorm gained
-        // (f16 4096 x 4096 40.8-41.0 → 39.8-39.9, 4096 x 8192 74.8 → 73.0, f32 4096 x 4096 72.0-72.1
-        // → 71.3): RMSNorm keeps its guards.
-        variant.mode &= !crate::kernels::MODE_EXACT;
-    }
+    // Exact rows without their slot guards made RMSNorm slower on the H200 (old / new builds
+    // alternated in one call: f32 4096 x 4096 38.7-38.9 → 39.4-39.7 µs, 4096 x 8192 70.6-70.9 →
+    // 72.0, f16 4096 x 4096 23.9-24.0 → 24.1-24.2) while add + RMSNorm gained (f16 4096 x 4096
+    // 40.8-41.0 → 39.8-39.9, 4096 x 8192 74.8 → 73.0, f32 4096 x 4096 72.0-72.1 → 71.3): only add
+    // + RMSNorm drops them.
+    let add = a.residual.is_some();
+    variant.mode = crate::kernels::row_mode(&variant, weight_mode(&variant, a.x.dtype(), a.weight.is_some(), add), n, add);
     log::debug!("wgfuse: {op} {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey::new(kind, variant, a.x.dtype(), ctx.backend());
     // params[3] stays 0: `zero` in rms_norm.wgsl, which keeps h's f16 rounding in y.

@@ -57,7 +57,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
     let mut variant = a.variant.unwrap_or_else(|| wgsl_variant(a.x.rows(), n, a.x.dtype(), max_inv));
     crate::kernels::check_persist(&variant, a.x.dtype(), n, max_inv, OP)?;
-    variant.mode = row_mode(&variant, variant.mode, n);
+    variant.mode = row_mode(&variant, variant.mode, n, true);
     log::debug!("wgfuse: softmax {:?} {:?}: {}", a.x.shape(), a.x.dtype(), variant.describe());
     let key = PipelineKey::new(Op::Softmax, variant, a.x.dtype(), ctx.backend());
     let params = [a.x.rows() as u32, n as u32, 0, 0, 0, 0, 0, 0];
