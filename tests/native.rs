@@ -10,26 +10,15 @@ use ndarray::ArrayD;
 use wgfuse::kernels::{Kind, Variant};
 use wgfuse::DType;
 
-fn forms(n: usize, min_sg: u32) -> Vec<Variant> {
-    let reg = |wg: u32, threads: u32| Variant { kind: Kind::Reg, wg, threads, chunks: 8, mode: 0 };
-    let mut v = vec![Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }];
-    let chunks = n.div_ceil(4);
-    if chunks <= 8 * min_sg as usize {
-        v.push(reg(256, 0));
-    }
-    if chunks <= 8 * 256 {
-        v.push(reg(256, 256));
-    }
-    if chunks <= 8 * 1024 {
-        v.push(reg(1024, 1024));
-    }
-    v
+/// Every native form that holds rows of `n` on this device.
+fn forms(ctx: &wgfuse::Context, n: usize) -> Vec<Variant> {
+    let info = ctx.info();
+    wgfuse::kernels::native_row_forms(n, info.subgroup_sizes().0, info.limits.max_compute_invocations_per_workgroup)
 }
 
 #[test]
 fn native_every_form_on_every_row_length() {
     let ctx = native_ctx();
-    let min_sg = ctx.info().subgroup_sizes().0;
     for dtype in [DType::F32, DType::F16] {
         for n in [1usize, 3, 5, 33, 64, 257, 1023, 1025, 4096, 8193] {
             let rows = 5;
@@ -48,7 +37,7 @@ fn native_every_form_on_every_row_length() {
             let want_add = wgfuse::reference::rms_norm(ArrayD::from_shape_vec(shape.clone(), h.clone()).unwrap().view(), None, 1e-5);
             let (atol, rtol) = tol(dtype);
             let (ratol, rrtol) = if dtype == DType::F32 { (1e-5, 1e-4) } else { (4e-3, 1e-2) };
-            for v in forms(n, min_sg) {
+            for v in forms(&ctx, n) {
                 let what = format!("native {dtype:?} n={n} {v:?}");
                 let y = poisoned(&ctx, &shape, dtype);
                 ctx.softmax_into(&x, &y, Some(v)).unwrap();
@@ -94,18 +83,28 @@ fn native_rejects_a_form_that_cannot_hold_the_row() {
     assert!(matches!(ctx.softmax_into(&x, &y, Some(v)), Err(wgfuse::Error::InvalidArgument { .. })));
     let odd = Variant { kind: Kind::Reg, wg: 256, threads: 64, chunks: 2, mode: 0 };
     assert!(matches!(ctx.softmax_into(&x, &y, Some(odd)), Err(wgfuse::Error::InvalidArgument { .. })));
+    // A chunk count no native kernel is compiled with, though it would hold the row.
+    let uncompiled = Variant { kind: Kind::Reg, wg: 1024, threads: 1024, chunks: 16, mode: 0 };
+    assert!(matches!(ctx.softmax_into(&x, &y, Some(uncompiled)), Err(wgfuse::Error::InvalidArgument { .. })));
+    let short = ctx.tensor(&vec![0.0f32; 3 * 40], &[3, 40]).unwrap();
+    let three = Variant { kind: Kind::Reg, wg: 256, threads: 256, chunks: 3, mode: 0 };
+    assert!(matches!(
+        ctx.softmax_into(&short, &poisoned(&ctx, &[3, 40], DType::F32), Some(three)),
+        Err(wgfuse::Error::InvalidArgument { .. })
+    ));
 }
 
 #[test]
 fn native_more_rows_than_one_grid_dimension() {
     let ctx = native_ctx();
-    // A row per workgroup (every form but the 1024-thread one, slow on a CPU device), and the
-    // subgroup form's several rows per workgroup past the first grid dimension too.
+    // A row per workgroup (the 256-thread register form and the loop; wider ones are slow on a
+    // CPU device), and the subgroup form's several rows per workgroup past the first grid
+    // dimension too.
     for (rows, n, dtype) in [(70_000usize, 3usize, DType::F32), (2_200_000, 1, DType::F16)] {
         let mut r = rng(&format!("native {rows}x{n}"));
         let (x, xs) = upload(&ctx, &random(&mut r, rows * n, 4.0), &[rows, n], dtype);
         let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows, n], xs).unwrap().view());
-        for v in forms(n, ctx.info().subgroup_sizes().0).into_iter().filter(|v| v.wg < 1024 && (rows < 100_000 || v.threads == 0)) {
+        for v in forms(&ctx, n).into_iter().filter(|v| v.wg == 256 && v.chunks == 1 && (rows < 100_000 || v.threads == 0)) {
             let y = poisoned(&ctx, &[rows, n], dtype);
             ctx.softmax_into(&x, &y, Some(v)).unwrap();
             let (atol, rtol) = tol(dtype);

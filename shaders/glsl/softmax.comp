@@ -11,14 +11,14 @@ LOADER(x)
 STORER(y)
 
 #ifdef LOOP
-void softmax_row(uint row) {
+void softmax_row(uint row, uint form) {
     uint e0 = row * p.n;
     uint nch = (p.n + 3u) / 4u;
     // Online max and sum over this thread's chunks.
     float m = NEG_INF;
     float s = 0.0;
     for (uint c = LANE; c < nch; c += TSIZE) {
-        vec4 v = x_ld(e0, c, NEG_INF);
+        vec4 v = x_ld(e0, c, NEG_INF, form);
         float mc = max4(v);
         if (mc > m) {
             s *= exp(m - mc);
@@ -34,19 +34,19 @@ void softmax_row(uint row) {
     float sr = team_sum(m == NEG_INF && !isnan(s) ? 0.0 : s * exp(m - mr));
     float inv = 1.0 / sr;
     for (uint c = LANE; c < nch; c += TSIZE) {
-        y_st(e0, c, exp(x_ld(e0, c, NEG_INF) - mr) * inv);
+        y_st(e0, c, exp(x_ld(e0, c, NEG_INF, form) - mr) * inv, form);
     }
 }
 #else
-void softmax_row(uint row) {
+void softmax_row(uint row, uint form) {
     uint e0 = row * p.n;
     uint nch = (p.n + 3u) / 4u;
     vec4 v[KMAX];
     float m = NEG_INF;
     [[unroll]] for (uint k = 0u; k < KMAX; k++) {
         uint c = LANE + k * TSIZE;
-        v[k] = vec4(NEG_INF);
-        if (c < nch) { v[k] = x_ld(e0, c, NEG_INF); }
+        vec4 u = x_ld(e0, slot_chunk(c, nch, form), NEG_INF, form);
+        v[k] = in_row(c, nch, form) ? u : vec4(NEG_INF);
         m = max(m, max4(v[k]));
     }
     m = team_max(m);
@@ -58,7 +58,7 @@ void softmax_row(uint row) {
     float inv = 1.0 / team_sum(s);
     [[unroll]] for (uint k = 0u; k < KMAX; k++) {
         uint c = LANE + k * TSIZE;
-        if (c < nch) { y_st(e0, c, v[k] * inv); }
+        if (in_row(c, nch, form)) { y_st(e0, c, v[k] * inv, form); }
     }
 }
 #endif

@@ -53,11 +53,35 @@ struct Ids {
     uint n_sg [[simdgroups_per_threadgroup]]
 #define MAKE_IDS Ids{tg.y * ntg.x + tg.x, lid, lane, sg, sg_size, n_sg}
 
+// How a kernel sees this launch's rows, a template argument of the row functions so that the
+// compiler folds every test on it away:
+//   GENERAL  rows may start inside a chunk (n % 4 != 0): element accesses at a row's ends;
+//   ALIGNED  rows of whole chunks: one vector access a chunk;
+//   EXACT    rows of whole chunks that a register kernel's t_size x KMAX slots cover exactly:
+//            no slot is tested against the row's end.
+constant constexpr uint GENERAL = 0;
+constant constexpr uint ALIGNED = 1;
+constant constexpr uint EXACT = 2;
+
+// Runs CALL (which names `form`) with this launch's form as a constant; `exact` says whether
+// the register slots cover the rows exactly.
+#define IN_FORM(exact, CALL)                                               \
+    if (p.aligned == 0) {                                                  \
+        constexpr uint form = GENERAL;                                     \
+        CALL;                                                              \
+    } else if (exact) {                                                    \
+        constexpr uint form = EXACT;                                       \
+        CALL;                                                              \
+    } else {                                                               \
+        constexpr uint form = ALIGNED;                                     \
+        CALL;                                                              \
+    }
+
 // Chunk c (elements 4c..4c+3) of the row starting at element e0; lanes past the row read as
-// `fill`. Aligned rows take one vector load.
+// `fill`.
 template <typename T>
-inline float4 load_chunk(device const T* buf, constant RowParams& p, uint e0, uint c, float fill) {
-    if (p.aligned != 0) {
+inline float4 load_chunk(device const T* buf, constant RowParams& p, uint form, uint e0, uint c, float fill) {
+    if (form != GENERAL) {
         return float4(((device const vec<T, 4>*)buf)[(e0 >> 2) + c]);
     }
     float4 v = float4(fill);
@@ -70,8 +94,8 @@ inline float4 load_chunk(device const T* buf, constant RowParams& p, uint e0, ui
 }
 
 template <typename T>
-inline void store_chunk(device T* buf, constant RowParams& p, uint e0, uint c, float4 v) {
-    if (p.aligned != 0) {
+inline void store_chunk(device T* buf, constant RowParams& p, uint form, uint e0, uint c, float4 v) {
+    if (form != GENERAL) {
         ((device vec<T, 4>*)buf)[(e0 >> 2) + c] = vec<T, 4>(v);
         return;
     }
@@ -81,6 +105,13 @@ inline void store_chunk(device T* buf, constant RowParams& p, uint e0, uint c, f
         }
     }
 }
+
+// Whether register slot chunk c lies in a row of nch chunks.
+inline bool in_row(uint c, uint nch, uint form) { return form == EXACT || c < nch; }
+
+// The chunk a register slot loads: c itself, or for a slot past the row the row's last chunk
+// (read, then replaced by the fill), so that a thread's loads carry no branch.
+inline uint slot_chunk(uint c, uint nch, uint form) { return form == EXACT ? c : min(c, nch - 1); }
 
 inline float max4(float4 v) { return max(max(v.x, v.y), max(v.z, v.w)); }
 inline float sum4(float4 v) { return (v.x + v.y) + (v.z + v.w); }
@@ -137,3 +168,21 @@ inline float team_max(float v, threadgroup float* red, Ids id) {
         uint row = id.group, t_lane = id.lid, t_size = WG;                 \
         CALL;                                                              \
     }
+
+// Every form of one kernel family (the native backend's `NATIVE_ROW_FORMS`): a row per
+// simdgroup or per threadgroup of 256, 512 or 1024 threads holding K chunks a thread, and the
+// loop. KERNEL(name, T, threads, SUB, LOOP, K).
+#define ROW_FORMS(KERNEL, PREFIX, T)                 \
+    KERNEL(PREFIX##_sub_k1, T, 256, true, false, 1)     \
+    KERNEL(PREFIX##_sub_k2, T, 256, true, false, 2)     \
+    KERNEL(PREFIX##_sub_k4, T, 256, true, false, 4)     \
+    KERNEL(PREFIX##_sub_k8, T, 256, true, false, 8)     \
+    KERNEL(PREFIX##_row256_k1, T, 256, false, false, 1) \
+    KERNEL(PREFIX##_row256_k2, T, 256, false, false, 2) \
+    KERNEL(PREFIX##_row256_k4, T, 256, false, false, 4) \
+    KERNEL(PREFIX##_row256_k8, T, 256, false, false, 8) \
+    KERNEL(PREFIX##_row512_k4, T, 512, false, false, 4) \
+    KERNEL(PREFIX##_row512_k8, T, 512, false, false, 8) \
+    KERNEL(PREFIX##_row1024_k4, T, 1024, false, false, 4) \
+    KERNEL(PREFIX##_row1024_k8, T, 1024, false, false, 8) \
+    KERNEL(PREFIX##_loop, T, 256, false, true, 1)

@@ -1,10 +1,11 @@
 // Fused softmax over rows (native MSL backend): y = exp(x - max) / sum(exp(x - max)).
 // Buffers: 0 immediates, 1 x, 2 y. Special values as torch.softmax (NaN or +inf in a row, or a
 // row of only -inf, gives NaN; -inf elsewhere gives 0). Forms: a row per simdgroup (sub), a
-// row per threadgroup of 256 or 1024 held in registers (row256, row1024), or looped (loop).
+// row per threadgroup of 256, 512 or 1024 held in registers (row<T>_k<K>: K chunks a thread), or
+// looped (loop).
 
 // One row held in registers: KMAX chunks a thread, one read and one write.
-template <typename T, bool SUB, uint KMAX>
+template <typename T, bool SUB, uint KMAX, uint FORM>
 inline void softmax_row_reg(device const T* x, device T* y, constant RowParams& p, threadgroup float* red, Ids id,
                             uint row, uint t_lane, uint t_size) {
     uint e0 = row * p.n;
@@ -13,7 +14,8 @@ inline void softmax_row_reg(device const T* x, device T* y, constant RowParams& 
     float m = -INFINITY;
     for (uint k = 0; k < KMAX; ++k) {
         uint c = t_lane + k * t_size;
-        v[k] = c < nch ? load_chunk(x, p, e0, c, -INFINITY) : float4(-INFINITY);
+        float4 u = load_chunk(x, p, FORM, e0, slot_chunk(c, nch, FORM), -INFINITY);
+        v[k] = in_row(c, nch, FORM) ? u : float4(-INFINITY);
         m = max(m, max4(v[k]));
     }
     m = team_max<SUB>(m, red, id);
@@ -25,14 +27,14 @@ inline void softmax_row_reg(device const T* x, device T* y, constant RowParams& 
     float inv = 1.0f / team_sum<SUB>(s, red, id);
     for (uint k = 0; k < KMAX; ++k) {
         uint c = t_lane + k * t_size;
-        if (c < nch) {
-            store_chunk(y, p, e0, c, v[k] * inv);
+        if (in_row(c, nch, FORM)) {
+            store_chunk(y, p, FORM, e0, c, v[k] * inv);
         }
     }
 }
 
 // Any row length: an online max and sum, then a second read to write.
-template <typename T, bool SUB>
+template <typename T, bool SUB, uint FORM>
 inline void softmax_row_loop(device const T* x, device T* y, constant RowParams& p, threadgroup float* red, Ids id,
                              uint row, uint t_lane, uint t_size) {
     uint e0 = row * p.n;
@@ -40,7 +42,7 @@ inline void softmax_row_loop(device const T* x, device T* y, constant RowParams&
     float m = -INFINITY;
     float s = 0.0f;
     for (uint c = t_lane; c < nch; c += t_size) {
-        float4 v = load_chunk(x, p, e0, c, -INFINITY);
+        float4 v = load_chunk(x, p, FORM, e0, c, -INFINITY);
         float mc = max4(v);
         if (mc > m) {
             s *= exp(m - mc);
@@ -56,11 +58,11 @@ inline void softmax_row_loop(device const T* x, device T* y, constant RowParams&
     float sr = team_sum<SUB>(m == -INFINITY && !isnan(s) ? 0.0f : s * exp(m - mr), red, id);
     float inv = 1.0f / sr;
     for (uint c = t_lane; c < nch; c += t_size) {
-        store_chunk(y, p, e0, c, exp(load_chunk(x, p, e0, c, -INFINITY) - mr) * inv);
+        store_chunk(y, p, FORM, e0, c, exp(load_chunk(x, p, FORM, e0, c, -INFINITY) - mr) * inv);
     }
 }
 
-#define SOFTMAX_KERNEL(NAME, T, WG, SUB, LOOP)                                                   \
+#define SOFTMAX_KERNEL(NAME, T, WG, SUB, LOOP, K)                                                \
     [[max_total_threads_per_threadgroup(WG)]]                                                    \
     kernel void NAME(constant RowParams& p [[buffer(0)]],                                        \
                      device const T* x [[buffer(1)]],                                            \
@@ -69,17 +71,13 @@ inline void softmax_row_loop(device const T* x, device T* y, constant RowParams&
         threadgroup float red[32];                                                               \
         Ids id = MAKE_IDS;                                                                       \
         if (LOOP) {                                                                              \
-            FOR_EACH_ROW(SUB, WG, (softmax_row_loop<T, SUB>(x, y, p, red, id, row, t_lane, t_size))) \
+            FOR_EACH_ROW(SUB, WG, IN_FORM(false,                                                 \
+                (softmax_row_loop<T, SUB, form>(x, y, p, red, id, row, t_lane, t_size))))         \
         } else {                                                                                 \
-            FOR_EACH_ROW(SUB, WG, (softmax_row_reg<T, SUB, 8>(x, y, p, red, id, row, t_lane, t_size))) \
+            FOR_EACH_ROW(SUB, WG, IN_FORM(p.n == 4 * t_size * K,                                 \
+                (softmax_row_reg<T, SUB, K, form>(x, y, p, red, id, row, t_lane, t_size))))       \
         }                                                                                        \
     }
 
-SOFTMAX_KERNEL(softmax_f32_sub, float, 256, true, false)
-SOFTMAX_KERNEL(softmax_f32_row256, float, 256, false, false)
-SOFTMAX_KERNEL(softmax_f32_row1024, float, 1024, false, false)
-SOFTMAX_KERNEL(softmax_f32_loop, float, 256, false, true)
-SOFTMAX_KERNEL(softmax_f16_sub, half, 256, true, false)
-SOFTMAX_KERNEL(softmax_f16_row256, half, 256, false, false)
-SOFTMAX_KERNEL(softmax_f16_row1024, half, 1024, false, false)
-SOFTMAX_KERNEL(softmax_f16_loop, half, 256, false, true)
+ROW_FORMS(SOFTMAX_KERNEL, softmax_f32, float)
+ROW_FORMS(SOFTMAX_KERNEL, softmax_f16, half)

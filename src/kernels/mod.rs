@@ -336,14 +336,14 @@ impl PipelineKey {
 
 impl PipelineKey {
     /// The native kernel's name (MSL entry point, `.spv` stem): `<op>_<dtype>_<form>` with the
-    /// form `sub` (a row per subgroup), `row256` / `row1024` (a row per workgroup, in registers)
-    /// or `loop`; LoRA has one native kernel per dtype.
+    /// form `sub_k<K>` (a row per subgroup), `row<T>_k<K>` (a row per workgroup of `T` threads,
+    /// `K` chunks a thread in registers) or `loop`; LoRA has one native kernel per dtype.
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
     /// use wgfuse::kernels::{native_row_variant, Op, PipelineKey};
     /// let key = PipelineKey::new(Op::Softmax, native_row_variant(4096, 4096, 32, 1024), wgfuse::DType::F32, wgfuse::Backend::Native);
-    /// assert_eq!(key.entry_point(), "softmax_f32_row256");
+    /// assert_eq!(key.entry_point(), "softmax_f32_row256_k4");
     /// # Ok(()) }
     /// ```
     fn native_entry_point(&self) -> String {
@@ -351,28 +351,47 @@ impl PipelineKey {
         match (self.op, v.kind) {
             (Op::Lora, _) => format!("lora_{d}"),
             (_, Kind::Online) => format!("{op}_{d}_loop"),
-            (_, Kind::Reg) if v.threads == 0 => format!("{op}_{d}_sub"),
-            (_, Kind::Reg) => format!("{op}_{d}_row{}", v.wg),
+            (_, Kind::Reg) if v.threads == 0 => format!("{op}_{d}_sub_k{}", v.chunks),
+            (_, Kind::Reg) => format!("{op}_{d}_row{}_k{}", v.wg, v.chunks),
             (_, _) => format!("{op}_{d}_{}", v.describe().replace(' ', "_")),
         }
     }
 }
 
-/// 4-element chunks a thread of a native register kernel holds (`KMAX` in shaders/glsl).
+/// The most 4-element chunks a thread of a native register kernel holds (`KMAX` in
+/// shaders/glsl).
 pub const NATIVE_KMAX: u32 = 8;
 
+/// The register forms the native row kernels are compiled in, as (threads per row, chunks a
+/// thread): threads 0 is a row per subgroup. Passthrough SPIR-V takes no pipeline constants,
+/// so each pair is its own kernel, and its chunk count is exact rather than a bound tested at
+/// run time. On the H200 (one build each, one call) the 8-chunk form of every width took
+/// softmax f16 4096x4096 43.6 µs and these forms 31.9; 128x1024 f32 13.1 and 8.1.
+pub const NATIVE_ROW_FORMS: &[(u32, u32)] =
+    &[(0, 1), (0, 2), (0, 4), (0, 8), (256, 1), (256, 2), (256, 4), (256, 8), (512, 4), (512, 8), (1024, 4), (1024, 8)];
+
 /// The variant of a native row kernel for `rows` rows of `n` elements on a device whose
-/// smallest subgroup is `min_subgroup` threads:
-/// - `sub` (`threads: 0`): a row per subgroup, when a row fits in a subgroup's registers and
-///   there are rows enough to fill ~256 workgroups (or the row is a chunk per lane at most);
-/// - `row256` / `row1024`: a row per workgroup held in registers (up to 8 chunks a thread);
+/// smallest subgroup is `min_subgroup` threads and whose workgroups hold up to
+/// `max_invocations` threads (the WGSL rule's shape, [`row_variant`], in the forms of
+/// [`NATIVE_ROW_FORMS`]):
+/// - `sub_k<K>` (`threads: 0`): a row per subgroup, when a row fits in a subgroup's registers
+///   and there are rows enough to fill ~256 workgroups (or the row is a chunk per lane at most);
+/// - `row<T>_k<K>`: a row per workgroup held in registers, the fewest threads T of 256, 512 and
+///   1024 that leave a thread at most 4 chunks, else 1024 threads (or the most the device has)
+///   with 8;
 /// - `loop` (`Kind::Online`): longer rows, read twice.
+///
+/// `K` is the smallest power of two that covers the row.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
 /// use wgfuse::kernels::{native_row_variant, Kind};
-/// assert_eq!(native_row_variant(16384, 1024, 32, 1024).threads, 0); // sub
-/// assert_eq!(native_row_variant(4096, 32000, 32, 1024).wg, 1024);
+/// let v = native_row_variant(16384, 1024, 32, 1024); // sub: 256 chunks over 32 lanes
+/// assert_eq!((v.threads, v.chunks), (0, 8));
+/// let v = native_row_variant(4096, 8192, 32, 1024);
+/// assert_eq!((v.wg, v.chunks), (512, 4));
+/// let v = native_row_variant(4096, 32000, 32, 1024);
+/// assert_eq!((v.wg, v.chunks), (1024, 8));
 /// assert_eq!(native_row_variant(4, 50257, 32, 1024).kind, Kind::Online);
 /// # Ok(()) }
 /// ```
@@ -381,16 +400,46 @@ pub fn native_row_variant(rows: usize, n: usize, min_subgroup: u32, max_invocati
     let sg = min_subgroup.max(1) as u64;
     let k = NATIVE_KMAX as u64;
     let rows_per_group = (256 / sg).max(1);
-    let reg = |wg: u32| Variant { kind: Kind::Reg, wg, threads: wg, chunks: NATIVE_KMAX, mode: 0 };
+    // The fewest chunks of a power of two that cover the row on `team` threads.
+    let cover = |team: u64| chunks.div_ceil(team).max(1).next_power_of_two() as u32;
+    let reg = |wg: u32| Variant { kind: Kind::Reg, wg, threads: wg, chunks: cover(wg as u64), mode: 0 };
     if chunks <= k * sg && (chunks <= sg || (rows as u64).div_ceil(rows_per_group) >= 256) {
-        Variant { threads: 0, ..reg(256) }
-    } else if chunks <= 256 * k {
-        reg(256)
-    } else if chunks <= 1024 * k && max_invocations >= 1024 {
-        reg(1024)
-    } else {
-        Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }
+        return Variant { threads: 0, chunks: cover(sg), ..reg(256) };
     }
+    let teams = [256u32, 512, 1024].into_iter().filter(|&t| t <= max_invocations.max(256));
+    if let Some(t) = teams.clone().find(|&t| chunks <= 4 * t as u64) {
+        return reg(t);
+    }
+    match teams.max() {
+        Some(t) if chunks <= k * t as u64 => reg(t),
+        _ => Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 },
+    }
+}
+
+/// Every native row form that holds rows of `n` on a device whose smallest subgroup is
+/// `min_subgroup` threads and whose workgroups hold up to `max_invocations` threads: each
+/// register form of [`NATIVE_ROW_FORMS`] whose chunks cover the row, then the loop.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{native_row_forms, Kind};
+/// let forms = native_row_forms(8193, 32, 1024); // 2049 chunks
+/// assert_eq!(forms.iter().map(|v| (v.threads, v.chunks)).collect::<Vec<_>>(), [(512, 8), (1024, 4), (1024, 8), (256, 1)]);
+/// assert_eq!(forms[3].kind, Kind::Online);
+/// # Ok(()) }
+/// ```
+pub fn native_row_forms(n: usize, min_subgroup: u32, max_invocations: u32) -> Vec<Variant> {
+    let chunks = n.div_ceil(4) as u64;
+    let mut forms: Vec<Variant> = NATIVE_ROW_FORMS
+        .iter()
+        .filter(|&&(threads, k)| {
+            let team = if threads == 0 { min_subgroup.max(1) } else { threads };
+            threads <= max_invocations && chunks <= k as u64 * team as u64
+        })
+        .map(|&(threads, k)| Variant { kind: Kind::Reg, wg: if threads == 0 { 256 } else { threads }, threads, chunks: k, mode: 0 })
+        .collect();
+    forms.push(Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 });
+    forms
 }
 
 /// A native row kernel's plan: its variant (chosen, or a forced one checked), its immediates
@@ -408,25 +457,29 @@ pub(crate) fn native_row_plan(
     let v = match forced {
         None => native_row_variant(rows, n, min_sg, max_inv),
         Some(v) => {
-            let k = NATIVE_KMAX as u64;
             let ok = match v.kind {
                 Kind::Online => true,
-                Kind::Reg if v.threads == 0 => chunks <= k * min_sg as u64,
-                Kind::Reg => (v.wg == 256 || (v.wg == 1024 && max_inv >= 1024)) && v.threads == v.wg && chunks <= k * v.wg as u64,
+                Kind::Reg => {
+                    let team = if v.threads == 0 { min_sg } else { v.wg };
+                    NATIVE_ROW_FORMS.contains(&(v.threads, v.chunks))
+                        && (v.threads == 0 || (v.threads == v.wg && v.wg <= max_inv))
+                        && chunks <= v.chunks as u64 * team as u64
+                }
                 _ => false,
             };
             if !ok {
                 return Err(crate::Error::InvalidArgument {
                     op,
                     what: format!(
-                        "native variant {v:?} for rows of {n}: native row kernels are a row per subgroup (Reg, threads 0), \
-                         a row per workgroup of 256 or 1024 (Reg, threads = wg) holding up to {NATIVE_KMAX} chunks a thread, or Online"
+                        "native variant {v:?} for rows of {n}: native row kernels are a row per subgroup (Reg, threads 0) or \
+                         a row per workgroup (Reg, threads = wg) in the (threads, chunks) forms {NATIVE_ROW_FORMS:?}, \
+                         whose chunks cover the row, or Online"
                     ),
                 });
             }
             match v.kind {
                 Kind::Online => Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: v.mode },
-                _ => Variant { chunks: NATIVE_KMAX, wg: if v.threads == 0 { 256 } else { v.wg }, ..v },
+                _ => Variant { wg: if v.threads == 0 { 256 } else { v.wg }, ..v },
             }
         }
     };

@@ -42,18 +42,17 @@ template <typename T> static T* buf(Job& j, size_t i) { return reinterpret_cast<
 #define RMS(NAME, T) {#NAME, [](Job& j, const LaunchIds& i) { NAME(params<RowParams>(j), buf<T>(j, 0), buf<T>(j, 1), buf<T>(j, 2), IDS); }}
 #define ADD_RMS(NAME, T) \
     {#NAME, [](Job& j, const LaunchIds& i) { NAME(params<RowParams>(j), buf<T>(j, 0), buf<T>(j, 1), buf<T>(j, 2), buf<T>(j, 3), buf<T>(j, 4), IDS); }}
+// Entries for every form of a row family (`ROW_FORMS` in rows.h.metal).
+#define SOFTMAX_FORM(NAME, T, WG, SUB, LOOP, K) SOFTMAX(NAME, T),
+#define RMS_FORM(NAME, T, WG, SUB, LOOP, K) RMS(NAME, T),
+#define ADD_RMS_FORM(NAME, T, WG, SUB, LOOP, K) ADD_RMS(NAME, T),
 #define LORA(NAME, T) \
     {#NAME, [](Job& j, const LaunchIds& i) { NAME(params<LoraParams>(j), buf<T>(j, 0), buf<T>(j, 1), buf<T>(j, 2), buf<T>(j, 3), buf<T>(j, 4), i.tg, i.ntg, i.lid); }}
 
 static const std::map<std::string, Fn> KERNELS = {
-    SOFTMAX(softmax_f32_sub, float), SOFTMAX(softmax_f32_row256, float), SOFTMAX(softmax_f32_row1024, float),
-    SOFTMAX(softmax_f32_loop, float), SOFTMAX(softmax_f16_sub, half), SOFTMAX(softmax_f16_row256, half),
-    SOFTMAX(softmax_f16_row1024, half), SOFTMAX(softmax_f16_loop, half),
-    RMS(rms_norm_f32_sub, float), RMS(rms_norm_f32_row256, float), RMS(rms_norm_f32_row1024, float), RMS(rms_norm_f32_loop, float),
-    RMS(rms_norm_f16_sub, half), RMS(rms_norm_f16_row256, half), RMS(rms_norm_f16_row1024, half), RMS(rms_norm_f16_loop, half),
-    ADD_RMS(add_rms_norm_f32_sub, float), ADD_RMS(add_rms_norm_f32_row256, float), ADD_RMS(add_rms_norm_f32_row1024, float),
-    ADD_RMS(add_rms_norm_f32_loop, float), ADD_RMS(add_rms_norm_f16_sub, half), ADD_RMS(add_rms_norm_f16_row256, half),
-    ADD_RMS(add_rms_norm_f16_row1024, half), ADD_RMS(add_rms_norm_f16_loop, half),
+    ROW_FORMS(SOFTMAX_FORM, softmax_f32, float) ROW_FORMS(SOFTMAX_FORM, softmax_f16, half)
+    ROW_FORMS(RMS_FORM, rms_norm_f32, float) ROW_FORMS(RMS_FORM, rms_norm_f16, half)
+    ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f32, float) ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f16, half)
     LORA(lora_f32, float), LORA(lora_f16, half),
 };
 

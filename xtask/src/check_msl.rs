@@ -15,7 +15,7 @@ use std::process::Command;
 use half::f16;
 use ndarray::{Array2, ArrayD};
 use rand::{Rng, SeedableRng};
-use wgfuse::kernels::{lora, native_row_launch, native_row_variant, Kind, Variant, NATIVE_KMAX};
+use wgfuse::kernels::{lora, native_row_forms, native_row_launch, native_row_variant, Kind, Variant};
 use wgfuse::DType;
 
 const SIMD: u32 = 32;
@@ -158,28 +158,20 @@ fn close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str) -> Result<
     }
 }
 
+/// The form part of a native row kernel's name.
 fn form_name(v: &Variant) -> String {
     match (v.kind, v.threads) {
         (Kind::Online, _) => "loop".into(),
-        (_, 0) => "sub".into(),
-        (_, _) => format!("row{}", v.wg),
+        (_, 0) => format!("sub_k{}", v.chunks),
+        (_, _) => format!("row{}_k{}", v.wg, v.chunks),
     }
 }
 
 /// Every native row form that holds rows of `n`, the one the backend picks first.
 fn forms(rows: usize, n: usize) -> Vec<Variant> {
-    let chunks = n.div_ceil(4);
-    let k = NATIVE_KMAX as usize;
-    let reg = |wg: u32, threads: u32| Variant { kind: Kind::Reg, wg, threads, chunks: NATIVE_KMAX, mode: 0 };
     let mut all = vec![native_row_variant(rows, n, SIMD, 1024)];
-    let candidates = [
-        (chunks <= k * SIMD as usize, reg(256, 0)),
-        (chunks <= k * 256, reg(256, 256)),
-        (chunks <= k * 1024, reg(1024, 1024)),
-        (true, Variant { kind: Kind::Online, wg: 256, threads: 256, chunks: 1, mode: 0 }),
-    ];
-    for (fits, v) in candidates {
-        if fits && !all.iter().any(|a| form_name(a) == form_name(&v)) {
+    for v in native_row_forms(n, SIMD, 1024) {
+        if !all.contains(&v) {
             all.push(v);
         }
     }
