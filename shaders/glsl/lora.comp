@@ -103,8 +103,26 @@ void main() {
             vec4 acc = vec4(0.0);
             if (row0 + i < p.rows) {
                 uint xrow = (row0 + i) * p.k_in;
-                // Neighbouring threads take neighbouring k: coalesced reads of x.
-                for (uint k = tid % slices; k < p.k_in; k += slices) {
+                // Neighbouring threads take neighbouring k: coalesced reads of x. Four k steps
+                // a trip, every load issued before the first multiply-add (a trip of one step
+                // waits on memory every step); a rank of a multiple of 4 reads A by whole
+                // chunks on a path of its own, without a test in each load.
+                uint k = tid % slices;
+                if ((p.rank & 3u) == 0u) {
+                    uint aq = p.rank >> 2u;
+                    for (; k + 3u * slices < p.k_in; k += 4u * slices) {
+                        float x0 = float(x1[xrow + k]);
+                        float x1_ = float(x1[xrow + k + slices]);
+                        float x2 = float(x1[xrow + k + 2u * slices]);
+                        float x3 = float(x1[xrow + k + 3u * slices]);
+                        vec4 a0 = UNPACK(a4[k * aq + q]);
+                        vec4 a1 = UNPACK(a4[(k + slices) * aq + q]);
+                        vec4 a2 = UNPACK(a4[(k + 2u * slices) * aq + q]);
+                        vec4 a3 = UNPACK(a4[(k + 3u * slices) * aq + q]);
+                        acc += x0 * a0 + x1_ * a1 + x2 * a2 + x3 * a3;
+                    }
+                }
+                for (; k < p.k_in; k += slices) {
                     acc += float(x1[xrow + k]) * a_ld(k, q, p.rank);
                 }
             }

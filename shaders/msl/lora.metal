@@ -81,8 +81,26 @@ inline void lora_impl(constant LoraParams& p, device const T* x, device const T*
             float4 acc = float4(0.0f);
             if (row0 + i < p.rows) {
                 uint xrow = (row0 + i) * p.k_in;
-                // Neighbouring threads take neighbouring k: coalesced reads of x.
-                for (uint k = tid % slices; k < p.k_in; k += slices) {
+                // Neighbouring threads take neighbouring k: coalesced reads of x. Four k steps
+                // a trip, every load issued before the first multiply-add; a rank of a multiple
+                // of 4 reads A by whole chunks on a path of its own.
+                uint k = tid % slices;
+                if ((p.rank & 3) == 0) {
+                    uint aq = p.rank >> 2;
+                    device const vec<T, 4>* a4 = (device const vec<T, 4>*)a;
+                    for (; k + 3 * slices < p.k_in; k += 4 * slices) {
+                        float x0 = float(x[xrow + k]);
+                        float x1 = float(x[xrow + k + slices]);
+                        float x2 = float(x[xrow + k + 2 * slices]);
+                        float x3 = float(x[xrow + k + 3 * slices]);
+                        float4 a0 = float4(a4[k * aq + q]);
+                        float4 a1 = float4(a4[(k + slices) * aq + q]);
+                        float4 a2 = float4(a4[(k + 2 * slices) * aq + q]);
+                        float4 a3 = float4(a4[(k + 3 * slices) * aq + q]);
+                        acc += x0 * a0 + x1 * a1 + x2 * a2 + x3 * a3;
+                    }
+                }
+                for (; k < p.k_in; k += slices) {
                     acc += float(x[xrow + k]) * lora_chunk(a, k, q, p.rank);
                 }
             }
