@@ -230,12 +230,27 @@ pub(crate) const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
 /// Size of the block of sizes every kernel takes (its `Params`).
 pub(crate) const IMMEDIATE_BYTES: u32 = 32;
 
-/// Binding slot of the uniform buffer that holds a WGSL kernel's `Params`. The native (SPIR-V
-/// and MSL) kernels take theirs as immediates. On the H200's Vulkan driver a dispatch that sets
-/// immediates cost ~1.2 µs more than one that reads the same sizes from a uniform buffer bound
-/// with its bind group (copy and softmax over 64 MiB, BENCHMARKS.md), so the sizes live in a
-/// small uniform buffer per distinct value instead, made once and cached with the bind group.
+/// Binding slot of the uniform buffer that holds a WGSL kernel's `Params`. On the H200's Vulkan
+/// driver a dispatch that sets immediates cost ~1.2 µs more than one that reads the same sizes
+/// from a uniform buffer bound with its bind group (copy and softmax over 64 MiB,
+/// BENCHMARKS.md), so the sizes live in a small uniform buffer per distinct value instead, made
+/// once and cached with the bind group.
+///
+/// The SPIR-V kernels take theirs the same way, at the slot right after their storage bindings
+/// ([`params_slot`]): wgpu's Vulkan backend numbers a layout's descriptors by position, which
+/// passthrough SPIR-V must match, and contiguous slots from 0 are numbered as they are. The MSL
+/// kernels take theirs as immediates (`buffer(0)`).
 pub(crate) const PARAMS_SLOT: u32 = 31;
+
+/// The slot of the uniform buffer with a kernel's `Params` in `lang`, whose kernel binds
+/// `storage` buffers (at slots 0.. for the native kernels), or `None` for immediates.
+fn params_slot(lang: Language, storage: usize) -> Option<u32> {
+    match lang {
+        Language::Wgsl => Some(PARAMS_SLOT),
+        Language::SpirV => Some(storage as u32),
+        Language::Msl => None,
+    }
+}
 
 /// Uniform buffers of distinct `Params` values kept before the cache starts over.
 const MAX_PARAMS_BUFFERS: usize = 4096;
@@ -262,13 +277,13 @@ pub(crate) struct Dispatch<'a> {
 pub(crate) struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: Arc<wgpu::BindGroupLayout>,
-    /// Its `Params` come from a uniform buffer at [`PARAMS_SLOT`] (else from immediates).
-    pub uniform_params: bool,
+    /// The slot of the uniform buffer its `Params` come from (`None`: from immediates).
+    pub params_slot: Option<u32>,
 }
 
-/// `(slot, writable)` per storage binding, then `(PARAMS_SLOT, false)` when the sizes come from
-/// a uniform buffer.
-pub(crate) type LayoutSig = Vec<(u32, bool)>;
+/// `(slot, writable)` per storage binding, and the slot of the uniform buffer with the sizes
+/// (`None`: immediates).
+pub(crate) type LayoutSig = (Vec<(u32, bool)>, Option<u32>);
 /// A dispatch ready to go into a pass ([`Context::prepare`]).
 struct Ready {
     pipeline: Arc<Pipeline>,
@@ -278,11 +293,11 @@ struct Ready {
 }
 
 impl Ready {
-    /// Sets the pipeline, the bind group and (native kernels only) the immediates, and dispatches.
+    /// Sets the pipeline, the bind group and (MSL kernels only) the immediates, and dispatches.
     fn write(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.group, &[]);
-        if !self.pipeline.uniform_params {
+        if self.pipeline.params_slot.is_none() {
             pass.set_immediates(0, bytemuck::cast_slice(&self.params));
         }
         pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
@@ -543,8 +558,8 @@ impl Context {
 
     /// Wraps a device the application already has. The device should have been created with
     /// `SUBGROUP` (ops report [`Error::MissingFeature`] otherwise), `SHADER_F16` for f16 tensors,
-    /// and `IMMEDIATES` for the native kernels ([`Backend::Native`]; the WGSL kernels read their
-    /// sizes from a uniform buffer).
+    /// and `IMMEDIATES` for the MSL kernels ([`Backend::Native`] on Metal; the WGSL and SPIR-V
+    /// kernels read their sizes from a uniform buffer).
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
@@ -839,23 +854,19 @@ impl Context {
         if let Some(l) = layouts.get(sig) {
             return Ok(l.clone());
         }
-        let entries: Vec<wgpu::BindGroupLayoutEntry> = sig
+        let (storage, params) = sig;
+        let entry = |slot: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding: slot,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = storage
             .iter()
-            .map(|&(slot, writable)| wgpu::BindGroupLayoutEntry {
-                binding: slot,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: match slot {
-                        PARAMS_SLOT => wgpu::BufferBindingType::Uniform,
-                        _ => wgpu::BufferBindingType::Storage { read_only: !writable },
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
+            .map(|&(slot, writable)| entry(slot, wgpu::BufferBindingType::Storage { read_only: !writable }))
+            .chain(params.map(|slot| entry(slot, wgpu::BufferBindingType::Uniform)))
             .collect();
-        let uniform_params = sig.iter().any(|&(slot, _)| slot == PARAMS_SLOT);
+        let uniform_params = params.is_some();
         let device = &self.inner.device;
         let made = self.scoped(|| {
             let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("wgfuse"), entries: &entries });
@@ -882,24 +893,21 @@ impl Context {
             return Ok(p.clone());
         }
         let limits = &self.inner.info.limits;
-        let sig: LayoutSig = bindings.iter().map(|b| (b.slot, b.writable)).collect();
-        if sig.len() as u32 > limits.max_storage_buffers_per_shader_stage {
+        let storage: Vec<(u32, bool)> = bindings.iter().map(|b| (b.slot, b.writable)).collect();
+        if storage.len() as u32 > limits.max_storage_buffers_per_shader_stage {
             return Err(Error::TooLarge {
                 op: key.op.name(),
                 what: "storage buffers per shader stage",
-                got: sig.len() as u64,
+                got: storage.len() as u64,
                 limit: limits.max_storage_buffers_per_shader_stage as u64,
             });
         }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
-        let uniform_params = lang == Language::Wgsl;
-        if !uniform_params {
-            self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "the native kernels")?;
+        let params_slot = params_slot(lang, storage.len());
+        if params_slot.is_none() {
+            self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "the MSL kernels")?;
         }
-        let mut sig = sig;
-        if uniform_params {
-            sig.push((PARAMS_SLOT, false));
-        }
+        let sig: LayoutSig = (storage, params_slot);
         let entry = key.entry_point();
         // A SPIR-V module holds one kernel (entry `main`); WGSL and MSL modules hold the file.
         let (unit, entry_name) = match lang {
@@ -928,7 +936,7 @@ impl Context {
         })?;
         self.inner.pipelines_created.fetch_add(1, Ordering::Relaxed);
         log::debug!("wgfuse: compiled {entry} {:?}", key.variant);
-        let p = Arc::new(Pipeline { pipeline, layout: bgl, uniform_params });
+        let p = Arc::new(Pipeline { pipeline, layout: bgl, params_slot });
         pipelines.insert(*key, p.clone());
         Ok(p)
     }
@@ -937,13 +945,16 @@ impl Context {
         let key = BindKey {
             layout: Arc::as_ptr(&p.layout) as usize,
             entries: bindings.iter().map(|b| (b.slot, b.buffer.clone(), b.offset, b.size)).collect(),
-            params: if p.uniform_params { *params } else { [0; 8] },
+            params: if p.params_slot.is_some() { *params } else { [0; 8] },
         };
         let mut cache = self.inner.bind_groups.lock();
         if let Some(bg) = cache.get(&key) {
             return Ok(bg.clone());
         }
-        let uniform = if p.uniform_params { Some(self.params_buffer(params)?) } else { None };
+        let uniform = match p.params_slot {
+            Some(slot) => Some((slot, self.params_buffer(params)?)),
+            None => None,
+        };
         let entries: Vec<wgpu::BindGroupEntry> = bindings
             .iter()
             .map(|b| wgpu::BindGroupEntry {
@@ -954,7 +965,7 @@ impl Context {
                     size: wgpu::BufferSize::new(b.size),
                 }),
             })
-            .chain(uniform.as_ref().map(|u| wgpu::BindGroupEntry { binding: PARAMS_SLOT, resource: u.as_entire_binding() }))
+            .chain(uniform.as_ref().map(|(slot, u)| wgpu::BindGroupEntry { binding: *slot, resource: u.as_entire_binding() }))
             .collect();
         let device = &self.inner.device;
         let bg =

@@ -312,8 +312,9 @@ fn create_spirv(device: &wgpu::Device, key: ModuleKey) -> Result<wgpu::ShaderMod
         ..Default::default()
     };
     // SAFETY: the SPIR-V is compiled from shaders/glsl by `cargo xtask shaders` (checked in CI);
-    // its bindings, push-constant block and workgroup size match the layouts made in
-    // context.rs, and the host validates every size the kernels index with.
+    // its storage bindings (slots 0.., in order), its uniform block of sizes (the next slot)
+    // and its workgroup size match the layouts made in context.rs, and the host validates every
+    // size the kernels index with.
     Ok(unsafe { device.create_shader_module_passthrough(desc) })
 }
 

@@ -6,7 +6,7 @@
 // load serving all rows of the tile. x A never goes to device memory.
 // Modes: 0 y = s (x A) B; 1 y = base + s (x A) B; 2 y += s (x A) B; 3 merge: y = base + s A B
 // (rows of A take the place of x A; x unused).
-// Bindings: 0 x, 1 A, 2 B, 3 base (x again when unused), 4 y.
+// Bindings: 0 x, 1 A, 2 B, 3 base (x again when unused), 4 y, 5 the sizes (uniform).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_EXT_control_flow_attributes : require
 #ifdef F16
@@ -29,7 +29,8 @@
 #define RMAX 128u
 layout(local_size_x = 256) in;
 
-layout(push_constant) uniform Params {
+// The sizes, from a uniform buffer bound after the five storage buffers.
+layout(set = 0, binding = 5) uniform Params {
     uint rows;
     uint k_in;
     uint rank;

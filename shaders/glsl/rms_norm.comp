@@ -1,8 +1,14 @@
 #version 450
 // RMSNorm (native SPIR-V backend): y = x / sqrt(mean(x^2) + eps) * w, f32 accumulation.
 // With ADD: h = x + residual is written too and normalised (for f16, h as rounded to f16).
-// Bindings: 0 x, 1 weight (x again when absent), then 2 y; with ADD: 2 residual, 3 y, 4 h.
+// Bindings: 0 x, 1 weight (x again when absent), then 2 y; with ADD: 2 residual, 3 y, 4 h; then
+// the sizes (uniform, 3 or 5).
 #extension GL_GOOGLE_include_directive : require
+#ifdef ADD
+#define PARAMS_BINDING 5
+#else
+#define PARAMS_BINDING 3
+#endif
 #include "rows.glsl"
 
 VIEWS(0, x, readonly)

@@ -29,10 +29,12 @@
 
 layout(local_size_x = WG) in;
 
-// Immediates (push constants), 32 bytes: rows, row length, eps (RMSNorm), rows per workgroup
+// The sizes, 32 bytes from a uniform buffer bound right after the kernel's storage buffers
+// (PARAMS_BINDING, set by each kernel; see `params_slot` in src/context.rs): rows, row length,
+// eps (RMSNorm), rows per workgroup
 // (SUB), whether rows start on a 4-element boundary, weight present (RMSNorm), and a word
 // that is always 0 (see `round_st`).
-layout(push_constant) uniform Params {
+layout(set = 0, binding = PARAMS_BINDING) uniform Params {
     uint rows;
     uint n;
     float eps;

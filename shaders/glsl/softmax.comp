@@ -1,8 +1,9 @@
 #version 450
 // Fused softmax over rows (native SPIR-V backend): y = exp(x - max) / sum(exp(x - max)).
-// Bindings: 0 x (read), 1 y (write). Special values as torch.softmax: NaN or +inf in a row,
-// or a row of only -inf, gives NaN; -inf elsewhere gives 0.
+// Bindings: 0 x (read), 1 y (write), 2 the sizes (uniform). Special values as torch.softmax:
+// NaN or +inf in a row, or a row of only -inf, gives NaN; -inf elsewhere gives 0.
 #extension GL_GOOGLE_include_directive : require
+#define PARAMS_BINDING 2
 #include "rows.glsl"
 
 VIEWS(0, x, readonly)

@@ -634,7 +634,7 @@ fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dty
     Ok(Plan { steps: vec![(key, groups)], params, scratch: None })
 }
 
-/// The native kernel's immediates (`rows, in, r, out, scale, rows per tile, column chunks per
+/// The native kernel's sizes (`rows, in, r, out, scale, rows per tile, column chunks per
 /// workgroup, mode`) and workgroup count for variant `v` (`chunks`: tile height, `threads`:
 /// column blocks, `mode`: the [`Mode`] number) over `[rows, in, r, out]`.
 ///

@@ -442,7 +442,7 @@ pub fn native_row_forms(n: usize, min_subgroup: u32, max_invocations: u32) -> Ve
     forms
 }
 
-/// A native row kernel's plan: its variant (chosen, or a forced one checked), its immediates
+/// A native row kernel's plan: its variant (chosen, or a forced one checked), its sizes
 /// (`rows, n, eps, rows per workgroup, aligned, weight`) and workgroup count.
 pub(crate) fn native_row_plan(
     ctx: &crate::Context,
@@ -487,7 +487,7 @@ pub(crate) fn native_row_plan(
     Ok((v, params, groups))
 }
 
-/// The immediates (`rows, n, eps = 0, rows per workgroup, aligned, weight = 0`) and workgroup
+/// The sizes (`rows, n, eps = 0, rows per workgroup, aligned, weight = 0`) and workgroup
 /// count of native row variant `v` on a device whose smallest subgroup is `min_subgroup`.
 ///
 /// ```
