@@ -1,5 +1,5 @@
 //! Every WGSL file parses and validates with naga (no GPU needed), with the constants each
-//! variant overrides resolved.
+//! variant overrides resolved; the native kernel table agrees with the native row forms.
 
 use wgfuse::shaders::ALL_SHADERS;
 
@@ -16,4 +16,39 @@ fn every_wgsl_validates() {
         }
         assert!(!module.entry_points.is_empty() || src.trim().is_empty(), "{} has no entry points", shader.name());
     }
+}
+
+/// Every native row form the backend can pick or accept names a kernel in
+/// `shaders::NATIVE_KERNELS`, compiled with that form's threads and chunk count, and every row
+/// kernel in the table is such a form (the three lists: `kernels::NATIVE_ROW_FORMS`, the table,
+/// and `ROW_FORMS` in shaders/msl/rows.h.metal, which `cargo xtask check-msl` runs).
+#[test]
+fn native_row_forms_and_kernels_agree() {
+    use wgfuse::kernels::{native_row_forms, Op, PipelineKey};
+    use wgfuse::shaders::NATIVE_KERNELS;
+    let mut named = std::collections::HashSet::new();
+    for op in [Op::Softmax, Op::RmsNorm, Op::AddRmsNorm] {
+        for dtype in [wgfuse::DType::F32, wgfuse::DType::F16] {
+            // Rows of one chunk: every form holds them.
+            for v in native_row_forms(4, 8, 1024) {
+                let name = PipelineKey::new(op, v, dtype, wgfuse::Backend::Native).entry_point();
+                let k = NATIVE_KERNELS.iter().find(|k| k.name == name).unwrap_or_else(|| panic!("no native kernel {name}"));
+                let has = |d: String| k.defines.iter().any(|x| *x == d);
+                assert_eq!(k.workgroup, v.wg, "{name}");
+                assert!(has(format!("WG={}", v.wg)), "{name}: {:?}", k.defines);
+                if v.kind == wgfuse::kernels::Kind::Online {
+                    assert!(has("LOOP".into()), "{name}: {:?}", k.defines);
+                } else {
+                    assert!(has(format!("KMAX={}", v.chunks)), "{name}: {:?}", k.defines);
+                    assert_eq!(has("SUB".into()), v.threads == 0, "{name}: {:?}", k.defines);
+                }
+                assert_eq!(has("F16".into()), dtype == wgfuse::DType::F16, "{name}");
+                assert_eq!(has("ADD".into()), op == Op::AddRmsNorm, "{name}");
+                named.insert(name);
+            }
+        }
+    }
+    let rows: Vec<_> = NATIVE_KERNELS.iter().filter(|k| !k.name.starts_with("lora")).map(|k| k.name.to_string()).collect();
+    assert_eq!(rows.len(), named.len(), "row kernels in the table that no form names");
+    assert!(rows.iter().all(|n| named.contains(n)));
 }
