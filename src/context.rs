@@ -242,13 +242,19 @@ pub(crate) const IMMEDIATE_BYTES: u32 = 32;
 /// kernels take theirs as immediates (`buffer(0)`).
 pub(crate) const PARAMS_SLOT: u32 = 31;
 
-/// The slot of the uniform buffer with a kernel's `Params` in `lang`, whose kernel binds
-/// `storage` buffers (at slots 0.. for the native kernels), or `None` for immediates.
-fn params_slot(lang: Language, storage: usize) -> Option<u32> {
+/// The slot of the uniform buffer with a kernel's `Params` in `lang`, given its storage
+/// bindings' `(slot, writable)`, or `None` for immediates. A SPIR-V kernel's storage slots must
+/// be 0.. in order (see [`PARAMS_SLOT`]); anything else is refused rather than bound to the
+/// wrong buffers.
+fn params_slot(lang: Language, storage: &[(u32, bool)], op: &'static str) -> Result<Option<u32>> {
     match lang {
-        Language::Wgsl => Some(PARAMS_SLOT),
-        Language::SpirV => Some(storage as u32),
-        Language::Msl => None,
+        Language::Wgsl => Ok(Some(PARAMS_SLOT)),
+        Language::SpirV if storage.iter().enumerate().all(|(i, &(slot, _))| slot == i as u32) => Ok(Some(storage.len() as u32)),
+        Language::SpirV => Err(Error::InvalidArgument {
+            op,
+            what: format!("native SPIR-V bindings must take slots 0.. in order, got {:?}", storage.iter().map(|b| b.0).collect::<Vec<_>>()),
+        }),
+        Language::Msl => Ok(None),
     }
 }
 
@@ -903,7 +909,7 @@ impl Context {
             });
         }
         let lang = crate::shaders::language(&self.inner.info, key.backend)?;
-        let params_slot = params_slot(lang, storage.len());
+        let params_slot = params_slot(lang, &storage, key.op.name())?;
         if params_slot.is_none() {
             self.require(wgpu::Features::IMMEDIATES, "IMMEDIATES", "the MSL kernels")?;
         }
