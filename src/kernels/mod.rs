@@ -453,17 +453,16 @@ pub(crate) fn native_row_plan(
 ) -> crate::Result<(Variant, [u32; 8], u64)> {
     let info = ctx.info();
     let (min_sg, max_inv) = (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup);
-    let chunks = n.div_ceil(4) as u64;
     let v = match forced {
         None => native_row_variant(rows, n, min_sg, max_inv),
         Some(v) => {
             let ok = match v.kind {
                 Kind::Online => true,
                 Kind::Reg => {
-                    let team = if v.threads == 0 { min_sg } else { v.wg };
-                    NATIVE_ROW_FORMS.contains(&(v.threads, v.chunks))
-                        && (v.threads == 0 || (v.threads == v.wg && v.wg <= max_inv))
-                        && chunks <= v.chunks as u64 * team as u64
+                    (v.threads == 0 || v.threads == v.wg)
+                        && native_row_forms(n, min_sg, max_inv)
+                            .iter()
+                            .any(|f| f.kind == Kind::Reg && (f.threads, f.chunks) == (v.threads, v.chunks))
                 }
                 _ => false,
             };

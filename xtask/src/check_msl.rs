@@ -15,7 +15,8 @@ use std::process::Command;
 use half::f16;
 use ndarray::{Array2, ArrayD};
 use rand::{Rng, SeedableRng};
-use wgfuse::kernels::{lora, native_row_forms, native_row_launch, native_row_variant, Kind, Variant};
+use wgfuse::kernels::{lora, native_row_forms, native_row_launch, native_row_variant, Op, PipelineKey, Variant};
+use wgfuse::Backend;
 use wgfuse::DType;
 
 const SIMD: u32 = 32;
@@ -158,13 +159,9 @@ fn close(got: &[f64], want: &[f64], atol: f64, rtol: f64, what: &str) -> Result<
     }
 }
 
-/// The form part of a native row kernel's name.
-fn form_name(v: &Variant) -> String {
-    match (v.kind, v.threads) {
-        (Kind::Online, _) => "loop".into(),
-        (_, 0) => format!("sub_k{}", v.chunks),
-        (_, _) => format!("row{}_k{}", v.wg, v.chunks),
-    }
+/// The native kernel (MSL entry point) that runs `op` in form `v`.
+fn kernel(op: Op, v: &Variant, dtype: DType) -> String {
+    PipelineKey::new(op, *v, dtype, Backend::Native).entry_point()
 }
 
 /// Every native row form that holds rows of `n`, the one the backend picks first.
@@ -199,25 +196,23 @@ fn row_case(emu: &mut Emulator, rows: usize, n: usize, dtype: DType, x: &[f64], 
     let want_add = wgfuse::reference::rms_norm(arr(&h)?.view(), None, 1e-5);
     let (atol, rtol) = if dtype == DType::F32 { (1e-6, 1e-4) } else { (2e-3, 1e-2) };
     let (ratol, rrtol) = if dtype == DType::F32 { (1e-5, 1e-4) } else { (4e-3, 1e-2) };
-    let d = dtype.name();
     let len = rows * n;
     for v in forms(rows, n) {
-        let form = form_name(&v);
         let threads = v.wg;
         let (p, groups) = row_params(rows, n, &v, 0.0, false);
-        let out = emu.run(&format!("softmax_{d}_{form}"), threads, groups, p, vec![bytes(&x, dtype), poison(len, dtype)])?;
-        close(&values(&out[1], len, dtype), want_sm.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax {what} {form}"))?;
+        let out = emu.run(&kernel(Op::Softmax, &v, dtype), threads, groups, p, vec![bytes(&x, dtype), poison(len, dtype)])?;
+        close(&values(&out[1], len, dtype), want_sm.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax {what} {v:?}"))?;
 
         let (p, groups) = row_params(rows, n, &v, 1e-5, true);
         let out =
-            emu.run(&format!("rms_norm_{d}_{form}"), threads, groups, p, vec![bytes(&x, dtype), bytes(&w, dtype), poison(len, dtype)])?;
-        close(&values(&out[2], len, dtype), want_rms.as_slice().unwrap_or(&[]), ratol, rrtol, &format!("rms_norm {what} {form}"))?;
+            emu.run(&kernel(Op::RmsNorm, &v, dtype), threads, groups, p, vec![bytes(&x, dtype), bytes(&w, dtype), poison(len, dtype)])?;
+        close(&values(&out[2], len, dtype), want_rms.as_slice().unwrap_or(&[]), ratol, rrtol, &format!("rms_norm {what} {v:?}"))?;
 
         let (p, groups) = row_params(rows, n, &v, 1e-5, false);
         let bufs = vec![bytes(&x, dtype), bytes(&x, dtype), bytes(&r, dtype), poison(len, dtype), poison(len, dtype)];
-        let out = emu.run(&format!("add_rms_norm_{d}_{form}"), threads, groups, p, bufs)?;
-        close(&values(&out[4], len, dtype), &h, 0.0, 1e-6, &format!("add_rms_norm h {what} {form}"))?;
-        close(&values(&out[3], len, dtype), want_add.as_slice().unwrap_or(&[]), ratol, rrtol, &format!("add_rms_norm y {what} {form}"))?;
+        let out = emu.run(&kernel(Op::AddRmsNorm, &v, dtype), threads, groups, p, bufs)?;
+        close(&values(&out[4], len, dtype), &h, 0.0, 1e-6, &format!("add_rms_norm h {what} {v:?}"))?;
+        close(&values(&out[3], len, dtype), want_add.as_slice().unwrap_or(&[]), ratol, rrtol, &format!("add_rms_norm y {what} {v:?}"))?;
     }
     Ok(())
 }
@@ -289,10 +284,9 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![6, 5], x.clone()).map_err(|e| e.to_string())?.view());
         for v in forms(6, 5) {
             let (p, groups) = row_params(6, 5, &v, 0.0, false);
-            let form = form_name(&v);
-            let out = emu.run(&format!("softmax_{}_{form}", dtype.name()), v.wg, groups, p, vec![bytes(&x, dtype), poison(30, dtype)])?;
+            let out = emu.run(&kernel(Op::Softmax, &v, dtype), v.wg, groups, p, vec![bytes(&x, dtype), poison(30, dtype)])?;
             let (atol, rtol) = if dtype == DType::F32 { (1e-6, 1e-4) } else { (2e-3, 1e-2) };
-            close(&values(&out[1], 30, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax extremes {dtype:?} {form}"))?;
+            close(&values(&out[1], 30, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax extremes {dtype:?} {v:?}"))?;
         }
         for (rows, k_in, rank, out) in
             [(1, 1, 1, 1), (1, 4096, 16, 4096), (3, 33, 3, 17), (5, 1023, 8, 1025), (37, 512, 128, 255), (130, 257, 7, 513)]
