@@ -222,6 +222,18 @@ native_kernels! {
     "add_rms_norm_f16_loop": RmsNorm "rms_norm" 256 ["WG=256", "LOOP", "ADD", "F16"];
     "lora_f32": Lora "lora" 256 [];
     "lora_f16": Lora "lora" 256 ["F16"];
+    "lora_f32_skinny256_tm1": Lora "lora" 256 ["SKINNY", "WG=256", "TM=1"];
+    "lora_f32_skinny256_tm2": Lora "lora" 256 ["SKINNY", "WG=256", "TM=2"];
+    "lora_f32_skinny256_tm4": Lora "lora" 256 ["SKINNY", "WG=256", "TM=4"];
+    "lora_f32_skinny1024_tm1": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=1"];
+    "lora_f32_skinny1024_tm2": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=2"];
+    "lora_f32_skinny1024_tm4": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=4"];
+    "lora_f16_skinny256_tm1": Lora "lora" 256 ["SKINNY", "WG=256", "TM=1", "F16"];
+    "lora_f16_skinny256_tm2": Lora "lora" 256 ["SKINNY", "WG=256", "TM=2", "F16"];
+    "lora_f16_skinny256_tm4": Lora "lora" 256 ["SKINNY", "WG=256", "TM=4", "F16"];
+    "lora_f16_skinny1024_tm1": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=1", "F16"];
+    "lora_f16_skinny1024_tm2": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=2", "F16"];
+    "lora_f16_skinny1024_tm4": Lora "lora" 1024 ["SKINNY", "WG=1024", "TM=4", "F16"];
 }
 
 /// The native kernel named `name`.

@@ -159,3 +159,56 @@ fn native_lora_every_tile_height() {
         }
     }
 }
+
+/// The native skinny form (few rows): every tile height and workgroup size, column blocks cut
+/// short, ranks to 128 (32 rank quads), sizes not multiples of 4, all four modes.
+#[test]
+fn native_lora_skinny_every_form() {
+    use wgfuse::kernels::lora::{Args, Mode};
+    let ctx = native_ctx();
+    let arr = |v: &[f64], r: usize, c: usize| ndarray::Array2::from_shape_vec((r, c), v.to_vec()).unwrap();
+    for dtype in [DType::F32, DType::F16] {
+        for (rows, k_in, rank, out) in [(1usize, 1usize, 1usize, 1usize), (3, 1023, 8, 1025), (5, 300, 128, 259), (9, 64, 13, 36)] {
+            let what = format!("native skinny {dtype:?} {rows}x{k_in}x{rank}x{out}");
+            let mut g = rng(&what);
+            let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);
+            let (a, av) = upload(&ctx, &random(&mut g, k_in * rank, 1.0 / (k_in as f64).sqrt()), &[k_in, rank], dtype);
+            let (b, bv) = upload(&ctx, &random(&mut g, rank * out, 1.0), &[rank, out], dtype);
+            let (base, basev) = upload(&ctx, &random(&mut g, rows * out, 2.0), &[rows, out], dtype);
+            let (w, wv) = upload(&ctx, &random(&mut g, k_in * out, 1.0), &[k_in, out], dtype);
+            let baseref = arr(&basev, rows, out);
+            let (xr, ar, br) = (arr(&xs, rows, k_in), arr(&av, k_in, rank), arr(&bv, rank, out));
+            let with_base = wgfuse::reference::lora(xr.view(), ar.view(), br.view(), 0.5, Some(baseref.view()));
+            let plain = wgfuse::reference::lora(xr.view(), ar.view(), br.view(), 0.5, None);
+            let merged = wgfuse::reference::lora_merge(arr(&wv, k_in, out).view(), ar.view(), br.view(), 0.5);
+            let n = (k_in * rank) as f64;
+            let (atol, rtol) = if dtype == DType::F32 { (1e-6 * n.sqrt(), 1e-5) } else { (2e-3 + 1e-6 * n.sqrt(), 2e-3) };
+            for (tm, wg, blocks) in
+                [1u32, 2, 4].into_iter().flat_map(|tm| [(256u32, 1u32), (256, 3), (1024, 1), (1024, 300)].map(|(wg, b)| (tm, wg, b)))
+            {
+                let v = Some(Variant { kind: Kind::Skinny, wg, threads: blocks, chunks: tm, mode: 0 });
+                let form = format!("{what} tm {tm} wg {wg} blocks {blocks}");
+                for (mode, want) in [(Mode::Base, &with_base), (Mode::Plain, &plain), (Mode::InPlace, &with_base)] {
+                    let y = if mode == Mode::InPlace {
+                        upload(&ctx, &basev, &[rows, out], dtype).0
+                    } else {
+                        poisoned(&ctx, &[rows, out], dtype)
+                    };
+                    let args = Args { x: &x, a: &a, b: &b, base: Some(&base), y: &y, scale: 0.5, mode, variant: v };
+                    ctx.lora_with(&args).unwrap();
+                    assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &format!("{form} {mode:?}"));
+                }
+                // The merge: W [in, out] + s A B, rows of A in place of x A (small `in` only: its
+                // rows are `in`).
+                if k_in > 64 {
+                    continue;
+                }
+                let y = poisoned(&ctx, &[k_in, out], dtype);
+                let args = Args { x: &a, a: &a, b: &b, base: Some(&w), y: &y, scale: 0.5, mode: Mode::Merge, variant: v };
+                ctx.lora_with(&args).unwrap();
+                let (matol, mrtol) = if dtype == DType::F32 { (1e-6 * (rank as f64).sqrt(), 1e-5) } else { (2e-3, 2e-3) };
+                assert_close(&download(&y), merged.as_slice().unwrap(), matol, mrtol, &format!("{form} merge"));
+            }
+        }
+    }
+}

@@ -1,13 +1,19 @@
 #version 450
 // LoRA (native SPIR-V backend): y = base + s * (x A) B, x [M, in], A [in, r], B [r, out].
-// One dispatch. Workgroup g takes a tile of `tm` rows (1..16) and a block of `cpw` column
-// chunks (4 columns each). Phase 1 computes t = x A for its rows into shared memory (the k axis
-// split over threads, partial sums met in shared memory); phase 2 multiplies t by B, every B
-// load serving all rows of the tile. x A never goes to device memory.
+// Two forms, one dispatch each (SKINNY picks the second):
+// - the tiled form: workgroup g takes a tile of `tm` rows (1..16) and a block of `cpw` column
+//   chunks (4 columns each). Phase 1 computes t = x A for its rows into shared memory (the k
+//   axis split over threads, partial sums met in shared memory); phase 2 multiplies t by B,
+//   every B load serving all rows of the tile. x A never goes to device memory.
+// - the skinny form, for few rows (decoding, small batches; lora.wgsl's skinny form): a tile
+//   of TM rows (1, 2 or 4) and a block of column chunks a workgroup of WG threads (256 or
+//   1024); every workgroup computes its rows' s x A itself, the rank quads side by side in
+//   neighbouring threads and the k axis over the rest, met by subgroup shuffles.
 // Modes: 0 y = s (x A) B; 1 y = base + s (x A) B; 2 y += s (x A) B; 3 merge: y = base + s A B
 // (rows of A take the place of x A; x unused).
 // Bindings: 0 x, 1 A, 2 B, 3 base (x again when unused), 4 y, 5 the sizes (uniform).
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
 #ifdef F16
 #extension GL_EXT_shader_16bit_storage : require
@@ -24,10 +30,12 @@
 #define PACK(v) (v)
 #endif
 
-#define WG 256u
+#ifndef WG
+#define WG 256
+#endif
 #define TMAX 16u
 #define RMAX 128u
-layout(local_size_x = 256) in;
+layout(local_size_x = WG) in;
 
 // The sizes, from a uniform buffer bound after the five storage buffers.
 layout(set = 0, binding = 5) uniform Params {
@@ -36,11 +44,12 @@ layout(set = 0, binding = 5) uniform Params {
     uint rank;
     uint n_out;
     float scale;
-    uint tm;   // rows per tile
+    uint tm;   // rows per tile (the skinny form: column blocks)
     uint cpw;  // column chunks per workgroup
     uint mode;
 } p;
 
+layout(binding = 0) readonly buffer X4 { CHUNK x4[]; };
 layout(binding = 0) readonly buffer X1 { ST x1[]; };
 layout(binding = 1) readonly buffer A4 { CHUNK a4[]; };
 layout(binding = 1) readonly buffer A1 { ST a1[]; };
@@ -51,8 +60,6 @@ layout(binding = 3) readonly buffer Base1 { ST base1[]; };
 layout(binding = 4) buffer Y4 { CHUNK y4[]; };
 layout(binding = 4) buffer Y1 { ST y1[]; };
 
-shared float t_sh[TMAX * RMAX];
-shared vec4 part[WG];
 
 // Columns 4c..4c+3 of row `row` of a [.., n] matrix; lanes past n read as 0.
 #define CHUNK_LOADER(NAME) \
@@ -64,6 +71,7 @@ shared vec4 part[WG];
         } \
         return v; \
     }
+CHUNK_LOADER(x)
 CHUNK_LOADER(a)
 CHUNK_LOADER(b)
 CHUNK_LOADER(base)
@@ -76,6 +84,12 @@ void y_st(uint row, uint c, vec4 v) {
         if (4u * c + j < n) { y1[row * n + 4u * c + j] = ST(v[j]); }
     }
 }
+
+#ifdef SKINNY
+#include "lora_skinny.glsl"
+#else
+shared float t_sh[TMAX * RMAX];
+shared vec4 part[WG];
 
 void main() {
     uint tid = gl_LocalInvocationIndex;
@@ -176,3 +190,4 @@ void main() {
         }
     }
 }
+#endif

@@ -1,8 +1,12 @@
-// LoRA (native MSL backend): y = base + s * (x A) B, x [M, in], A [in, r], B [r, out]. One
-// dispatch; threadgroup g takes a tile of `tm` rows (1..16) and a block of `cpw` column chunks.
-// Phase 1: t = x A for the tile's rows into threadgroup memory (the k axis split over threads,
-// partial sums met in threadgroup memory). Phase 2: t B, every B load serving all rows of the
-// tile. Modes: 0 y = s (x A) B; 1 y = base + s (x A) B; 2 y += s (x A) B; 3 merge:
+// LoRA (native MSL backend): y = base + s * (x A) B, x [M, in], A [in, r], B [r, out]. Two
+// forms, one dispatch each:
+// - lora_<dtype>: threadgroup g takes a tile of `tm` rows (1..16) and a block of `cpw` column
+//   chunks. Phase 1: t = x A for the tile's rows into threadgroup memory (the k axis split over
+//   threads, partial sums met in threadgroup memory). Phase 2: t B, every B load serving all
+//   rows of the tile.
+// - lora_<dtype>_skinny<WG>_tm<TM>, for few rows (lora.wgsl's skinny form; see
+//   lora_skinny_impl below).
+// Modes: 0 y = s (x A) B; 1 y = base + s (x A) B; 2 y += s (x A) B; 3 merge:
 // y = base + s A B (rows of A take the place of x A; x unused).
 // Buffers (wgpu's Metal numbering of our layout): 0 immediates, 1 x, 2 A, 3 B, 4 base (x again
 // when unused), 5 y.
@@ -184,3 +188,186 @@ inline void lora_impl(constant LoraParams& p, device const T* x, device const T*
 
 LORA_KERNEL(lora_f32, float)
 LORA_KERNEL(lora_f16, half)
+
+// The skinny form, for few rows (lora.wgsl's and lora_skinny.glsl's): a tile of TM rows (1, 2
+// or 4) and a block of `cpw` column chunks a threadgroup of WG threads; `p.tm` holds the
+// column blocks. Phase 1: each threadgroup computes its rows' s·x·A itself. Thread lid takes
+// rank quad q = lid % qp (qp: the rank's quads rounded up to a power of two) and k quads
+// lid / qp, lid / qp + WG / qp, ...: the A loads of a simdgroup lie side by side in whole rows
+// of A, and a thread issues the loads of two trips before its first FMA. The partial sums of a
+// quad meet by simd_shuffle_xor inside each simdgroup, then through threadgroup memory.
+// Phase 2: the (row, column chunk) items of the block over the threads; an item is its base
+// chunk plus t·B over the rank.
+inline float4 lora_sk_mac(float4 acc, float4 x, float4 a0, float4 a1, float4 a2, float4 a3) {
+    return acc + x.x * a0 + x.y * a1 + x.z * a2 + x.w * a3;
+}
+
+// Row m of s·t: the threads' partial sums v of rank quad lid % qp, added up, into sk_t.
+template <uint WG>
+inline void lora_sk_reduce(threadgroup float4* sk_part, threadgroup float4* sk_t, constant LoraParams& p, float4 v, uint m,
+                           uint lid, uint sg, uint qp) {
+    float4 xv = v;
+    for (uint off = qp; off < sg; off <<= 1) {
+        xv += simd_shuffle_xor(xv, ushort(off));
+    }
+    uint span = max(sg, qp);
+    uint per = WG / span;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (lid % sg < qp) {
+        sk_part[(lid % qp) * per + lid / span] = xv;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    // per is a power of two of at least 2 (WG >= 256, simdgroups at most 64, qp at most 32).
+    if (lid < qp) {
+        float4 s0 = float4(0.0f);
+        float4 s1 = float4(0.0f);
+        for (uint i = 0; i < per; i += 2) {
+            s0 += sk_part[lid * per + i];
+            s1 += sk_part[lid * per + i + 1];
+        }
+        sk_t[m * 32 + lid] = p.scale * (s0 + s1);
+    }
+}
+
+// Row k of A at rank quad q, 0 past the k axis.
+template <typename T>
+inline float4 lora_sk_a(constant LoraParams& p, device const T* a, uint k, uint q) {
+    return k < p.k_in ? lora_chunk(a, k, q, p.rank) : float4(0.0f);
+}
+
+// x[row][k .. k + 4], 0 past the k axis (k a multiple of 4).
+template <typename T>
+inline float4 lora_sk_x(constant LoraParams& p, device const T* x, uint row, uint k) {
+    return k < p.k_in ? lora_chunk(x, row, k >> 2, p.k_in) : float4(0.0f);
+}
+
+// acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at column chunk cc.
+template <typename T>
+inline float4 lora_sk_bmac(constant LoraParams& p, device const T* b, float4 acc, float4 tq, uint j, uint cc) {
+    float4 b0 = j < p.rank ? lora_chunk(b, j, cc, p.n_out) : float4(0.0f);
+    float4 b1 = j + 1 < p.rank ? lora_chunk(b, j + 1, cc, p.n_out) : float4(0.0f);
+    float4 b2 = j + 2 < p.rank ? lora_chunk(b, j + 2, cc, p.n_out) : float4(0.0f);
+    float4 b3 = j + 3 < p.rank ? lora_chunk(b, j + 3, cc, p.n_out) : float4(0.0f);
+    return acc + tq.x * b0 + tq.y * b1 + tq.z * b2 + tq.w * b3;
+}
+
+template <typename T, uint TM, uint WG>
+inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device const T* a, device const T* b, device const T* base,
+                             device T* y, threadgroup float4* sk_part, threadgroup float4* sk_t, uint g, uint lid, uint sg) {
+    uint col_blocks = p.tm;
+    if (g >= ((p.rows + TM - 1) / TM) * col_blocks) {
+        return; // uniform over the threadgroup
+    }
+    uint m0 = (g / col_blocks) * TM;
+    uint nrow = min(TM, p.rows - m0);
+    uint r4 = (p.rank + 3) / 4;
+    uint qp = 1;
+    while (qp < r4) {
+        qp <<= 1;
+    }
+    uint q = lid % qp;
+    if (p.mode == 3) {
+        // Merge: t is rows of A.
+        for (uint i = lid; i < TM * qp; i += WG) {
+            float4 v = float4(0.0f);
+            if (i / qp < nrow && 4 * (i % qp) < p.rank) {
+                v = p.scale * lora_chunk(a, m0 + i / qp, i % qp, p.rank);
+            }
+            sk_t[(i / qp) * 32 + i % qp] = v;
+        }
+    } else {
+        uint lanes = WG / qp;
+        float4 c[TM];
+        for (uint i = 0; i < TM; ++i) {
+            c[i] = float4(0.0f);
+        }
+        if (4 * q < p.rank) {
+            for (uint k = 4 * (lid / qp); k < p.k_in; k += 8 * lanes) {
+                uint k2 = k + 4 * lanes;
+                float4 a0 = lora_sk_a(p, a, k, q);
+                float4 a1 = lora_sk_a(p, a, k + 1, q);
+                float4 a2 = lora_sk_a(p, a, k + 2, q);
+                float4 a3 = lora_sk_a(p, a, k + 3, q);
+                float4 b0 = lora_sk_a(p, a, k2, q);
+                float4 b1 = lora_sk_a(p, a, k2 + 1, q);
+                float4 b2 = lora_sk_a(p, a, k2 + 2, q);
+                float4 b3 = lora_sk_a(p, a, k2 + 3, q);
+                float4 xs[TM];
+                float4 ys[TM];
+                for (uint i = 0; i < TM; ++i) {
+                    // Rows past the tile read row m0 again (in bounds) and are never stored.
+                    uint row = m0 + min(i, nrow - 1);
+                    xs[i] = lora_sk_x(p, x, row, k);
+                    ys[i] = lora_sk_x(p, x, row, k2);
+                }
+                for (uint i = 0; i < TM; ++i) {
+                    c[i] = lora_sk_mac(lora_sk_mac(c[i], xs[i], a0, a1, a2, a3), ys[i], b0, b1, b2, b3);
+                }
+            }
+        }
+        for (uint i = 0; i < TM; ++i) {
+            lora_sk_reduce<WG>(sk_part, sk_t, p, c[i], i, lid, sg, qp);
+        }
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+
+    uint chunks_out = (p.n_out + 3) / 4;
+    uint cpb = p.cpw;
+    uint c_first = (g % col_blocks) * cpb;
+    uint ncols = min(cpb, chunks_out - min(chunks_out, c_first));
+    for (uint i = lid; i < TM * cpb; i += WG) {
+        uint m = i / cpb;
+        if (m >= nrow || i % cpb >= ncols) {
+            continue;
+        }
+        uint cc = c_first + i % cpb;
+        uint row = m0 + m;
+        float4 acc = float4(0.0f);
+        if (p.mode == 1 || p.mode == 3) {
+            acc = lora_chunk(base, row, cc, p.n_out);
+        } else if (p.mode == 2) {
+            acc = lora_chunk((device const T*)y, row, cc, p.n_out);
+        }
+        uint jq = 0;
+        for (; jq + 4 <= r4; jq += 4) {
+            float4 t0 = sk_t[m * 32 + jq];
+            float4 t1 = sk_t[m * 32 + jq + 1];
+            float4 t2 = sk_t[m * 32 + jq + 2];
+            float4 t3 = sk_t[m * 32 + jq + 3];
+            acc = lora_sk_bmac(p, b, lora_sk_bmac(p, b, acc, t0, 4 * jq, cc), t1, 4 * jq + 4, cc);
+            acc = lora_sk_bmac(p, b, lora_sk_bmac(p, b, acc, t2, 4 * jq + 8, cc), t3, 4 * jq + 12, cc);
+        }
+        for (; jq < r4; ++jq) {
+            acc = lora_sk_bmac(p, b, acc, sk_t[m * 32 + jq], 4 * jq, cc);
+        }
+        lora_store(y, row, cc, p.n_out, acc);
+    }
+}
+
+#define LORA_SKINNY_KERNEL(NAME, T, TM, WG)                                                      \
+    [[max_total_threads_per_threadgroup(WG)]]                                                    \
+    kernel void NAME(constant LoraParams& p [[buffer(0)]],                                       \
+                     device const T* x [[buffer(1)]],                                            \
+                     device const T* a [[buffer(2)]],                                            \
+                     device const T* b [[buffer(3)]],                                            \
+                     device const T* base [[buffer(4)]],                                         \
+                     device T* y [[buffer(5)]],                                                  \
+                     uint3 tg [[threadgroup_position_in_grid]],                                  \
+                     uint3 ntg [[threadgroups_per_grid]],                                        \
+                     uint tid [[thread_index_in_threadgroup]],                                   \
+                     uint sg_size [[threads_per_simdgroup]]) {                                   \
+        threadgroup float4 sk_part[1024];                                                        \
+        threadgroup float4 sk_t[TM * 32];                                                        \
+        lora_skinny_impl<T, TM, WG>(p, x, a, b, base, y, sk_part, sk_t, tg.y * ntg.x + tg.x, tid, sg_size); \
+    }
+
+// Every skinny kernel: F(name, element type, rows a tile, threads).
+#define LORA_SKINNY_FORMS(F)                                                                     \
+    F(lora_f32_skinny256_tm1, float, 1, 256) F(lora_f32_skinny256_tm2, float, 2, 256)            \
+    F(lora_f32_skinny256_tm4, float, 4, 256) F(lora_f32_skinny1024_tm1, float, 1, 1024)          \
+    F(lora_f32_skinny1024_tm2, float, 2, 1024) F(lora_f32_skinny1024_tm4, float, 4, 1024)        \
+    F(lora_f16_skinny256_tm1, half, 1, 256) F(lora_f16_skinny256_tm2, half, 2, 256)              \
+    F(lora_f16_skinny256_tm4, half, 4, 256) F(lora_f16_skinny1024_tm1, half, 1, 1024)            \
+    F(lora_f16_skinny1024_tm2, half, 2, 1024) F(lora_f16_skinny1024_tm4, half, 4, 1024)
+
+LORA_SKINNY_FORMS(LORA_SKINNY_KERNEL)

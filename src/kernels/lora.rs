@@ -303,9 +303,9 @@ fn plan(ctx: &Context, a: &Args<'_>, pooled: bool) -> Result<Plan> {
         Mode::Merge => 3,
     };
     if ctx.backend() == Backend::Native {
-        return native_plan(a, [rows, k_in, rank, out], mode, dtype);
+        return native_plan(ctx, a, [rows, k_in, rank, out], mode, dtype);
     }
-    let mut v = a.variant.unwrap_or_else(|| variant_for(rows, k_in, out, dtype));
+    let mut v = a.variant.unwrap_or_else(|| fit_workgroup(ctx, variant_for(rows, k_in, out, dtype)));
     // ALIGNED (lora.wgsl): every chunk x·A loads is whole, so its partial-chunk code is left out.
     // The tiled x·A keeps its two-row bit.
     let rows_bit = if v.kind == Kind::Project { v.mode & MODE_XA_ROWS2 } else { 0 };
@@ -413,6 +413,20 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
 /// The skinny form (`Kind::Skinny`): one dispatch of `ceil(rows / chunks)` row tiles times
 /// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads.
 fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
+    let v = skinny_check(ctx, v)?;
+    let chunks = out.div_ceil(4) as u64;
+    let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
+    let col_blocks = chunks.div_ceil(per_block);
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
+    // One pipeline for any number of column blocks (a run-time parameter).
+    let key = PipelineKey::new(Op::Lora, Variant { threads: 1, ..v }, dtype, ctx.backend());
+    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
+    Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
+}
+
+/// A skinny variant's checks (both backends): 1, 2 or 4 rows a tile, 256 or 1024 threads that
+/// the device has, at least one column block, and the workgroup memory.
+fn skinny_check(ctx: &Context, v: Variant) -> Result<Variant> {
     let limits = &ctx.info().limits;
     if !matches!(v.chunks, 1 | 2 | 4) || !matches!(v.wg, 256 | 1024) || v.threads == 0 {
         return Err(Error::InvalidArgument {
@@ -431,14 +445,16 @@ fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]:
         });
     }
     check_shared(ctx, SKINNY_SHARED_BYTES, "workgroup memory the skinny form needs")?;
-    let chunks = out.div_ceil(4) as u64;
-    let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
-    let col_blocks = chunks.div_ceil(per_block);
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
-    // One pipeline for any number of column blocks (a run-time parameter).
-    let key = PipelineKey::new(Op::Lora, Variant { threads: 1, ..v }, dtype, ctx.backend());
-    log::debug!("wgfuse: lora skinny rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
-    Ok(Plan { steps: vec![(key, tiles_of(rows, v.chunks) * col_blocks)], params, scratch: None })
+    Ok(v)
+}
+
+/// A rule's skinny pick at 256 threads where the device has fewer than its 1024 a workgroup.
+fn fit_workgroup(ctx: &Context, v: Variant) -> Variant {
+    if v.kind == Kind::Skinny && v.wg > ctx.info().limits.max_compute_invocations_per_workgroup {
+        Variant { wg: 256, ..v }
+    } else {
+        v
+    }
 }
 
 /// Column chunks (4 columns each) a workgroup of the tiled form's second dispatch takes: 256
@@ -495,16 +511,24 @@ fn col_blocks_for(tiles: u64, chunks: u64) -> u64 {
     256u64.div_ceil(tiles).clamp(1, chunks.div_ceil(64).max(1))
 }
 
-/// The native kernel's variant for `rows` rows and `out` columns: `chunks` is the tile height,
-/// `threads` the column blocks (see `native_plan`).
+/// The native kernels' variant for `rows` rows, `in` and `out` columns: the skinny form up to
+/// 512 rows, as WGSL ([`skinny_variant`]; `lora_<dtype>_skinny<wg>_tm<chunks>`), else the
+/// native tiled kernel (`lora_<dtype>`), whose `chunks` is the tile height and `threads` the
+/// column blocks (see `native_plan`).
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// let v = wgfuse::kernels::lora::native_variant(1, 4096);
-/// assert_eq!((v.chunks, v.threads), (1, 16)); // decoding: one row, 16 column blocks
+/// use wgfuse::kernels::{lora, Kind};
+/// let v = lora::native_variant(1, 4096, 4096);
+/// assert_eq!((v.kind, v.wg, v.chunks, v.threads), (Kind::Skinny, 1024, 1, 32)); // decoding
+/// let v = lora::native_variant(4096, 4096, 4096);
+/// assert_eq!((v.kind, v.chunks, v.threads), (Kind::Plain, 16, 1)); // 256 tiles of 16 rows
 /// # Ok(()) }
 /// ```
-pub fn native_variant(rows: usize, out: usize) -> Variant {
+pub fn native_variant(rows: usize, k_in: usize, out: usize) -> Variant {
+    if rows <= SKINNY_MAX_ROWS {
+        return skinny_variant(rows, k_in, out);
+    }
     let tm = match rows {
         2048.. => 16,
         64.. => 4,
@@ -527,8 +551,8 @@ pub fn native_variant(rows: usize, out: usize) -> Variant {
 /// ```
 pub fn variant_on(ctx: &Context, rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
     match ctx.backend() {
-        Backend::Native => native_variant(rows, out),
-        Backend::Wgsl => variant_for(rows, k_in, out, dtype),
+        Backend::Native => fit_workgroup(ctx, native_variant(rows, k_in, out)),
+        Backend::Wgsl => fit_workgroup(ctx, variant_for(rows, k_in, out, dtype)),
     }
 }
 
@@ -611,12 +635,23 @@ fn coop_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [
     Ok(Plan { steps: vec![(key, rows as u64 / 16)], params, scratch: None })
 }
 
-/// The native kernel's plan: tiles of `tm` rows (16 from 2048 rows, 4 from 64, else the rows
-/// rounded up to a power of two), column blocks so that about 256 workgroups run when row
-/// tiles are few (each block recomputes its rows' `x·A`, a few µs at most), one dispatch.
-/// A forced variant sets `tm` through `chunks` (1..=16) and the column blocks through `threads`.
-fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dtype: DType) -> Result<Plan> {
-    let auto = native_variant(rows, out);
+/// The native kernels' plan: the skinny form for a forced [`Kind::Skinny`] variant or, unforced,
+/// up to 512 rows ([`native_variant`]); else the native tiled kernel: tiles of `tm` rows (16
+/// from 2048 rows, 4 from 64, else the rows rounded up to a power of two), column blocks so
+/// that about 256 workgroups run when row tiles are few (each block recomputes its rows'
+/// `x·A`, a few µs at most), one dispatch. A forced variant of another kind sets `tm` through
+/// `chunks` (1..=16) and the column blocks through `threads`.
+fn native_plan(ctx: &Context, a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dtype: DType) -> Result<Plan> {
+    let auto = fit_workgroup(ctx, native_variant(rows, k_in, out));
+    let chosen = a.variant.unwrap_or(auto);
+    if chosen.kind == Kind::Skinny {
+        let v = skinny_check(ctx, chosen)?;
+        log::debug!("wgfuse: native lora rows {rows} in {k_in} r {rank} out {out} {dtype:?}: {}", v.describe());
+        let (params, groups) = native_launch([rows, k_in, rank, out], a.scale, &Variant { mode, ..v });
+        // One pipeline a kernel: the column blocks and the mode are run-time sizes.
+        let key = PipelineKey::new(Op::Lora, Variant { threads: 1, mode: 0, ..v }, dtype, Backend::Native);
+        return Ok(Plan { steps: vec![(key, groups)], params, scratch: None });
+    }
     let tm = a.variant.map_or(auto.chunks, |v| v.chunks) as usize;
     if !(1..=16).contains(&tm) {
         return Err(Error::InvalidArgument { op: OP, what: format!("native variant: rows per tile (chunks) must be 1..=16, got {tm}") });
@@ -634,22 +669,27 @@ fn native_plan(a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4], mode: u32, dty
     Ok(Plan { steps: vec![(key, groups)], params, scratch: None })
 }
 
-/// The native kernel's sizes (`rows, in, r, out, scale, rows per tile, column chunks per
-/// workgroup, mode`) and workgroup count for variant `v` (`chunks`: tile height, `threads`:
-/// column blocks, `mode`: the [`Mode`] number) over `[rows, in, r, out]`.
+/// The native kernels' sizes (`rows, in, r, out, scale`, then for the tiled kernel rows per
+/// tile, for the skinny form ([`Kind::Skinny`]) column blocks, then column chunks per
+/// workgroup and the [`Mode`] number) and workgroup count for variant `v` (`chunks`: tile
+/// height, `threads`: column blocks, `mode`: the mode) over `[rows, in, r, out]`.
 ///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// let v = wgfuse::kernels::lora::native_variant(1, 4096);
-/// let (params, groups) = wgfuse::kernels::lora::native_launch([1, 4096, 16, 4096], 0.5, &v);
+/// use wgfuse::kernels::{lora, Kind, Variant};
+/// let v = Variant { kind: Kind::Plain, wg: 256, threads: 16, chunks: 1, mode: 1 };
+/// let (params, groups) = lora::native_launch([1, 4096, 16, 4096], 0.5, &v);
 /// assert_eq!((params[5], params[6], groups), (1, 64, 16));
+/// let (params, groups) = lora::native_launch([1, 4096, 16, 4096], 0.5, &Variant { kind: Kind::Skinny, ..v });
+/// assert_eq!((params[5], params[6], groups), (16, 64, 16));
 /// # Ok(()) }
 /// ```
 pub fn native_launch([rows, k_in, rank, out]: [usize; 4], scale: f32, v: &Variant) -> ([u32; 8], u64) {
     let chunks = out.div_ceil(4) as u64;
     let per_block = chunks.div_ceil((v.threads as u64).clamp(1, chunks.max(1)));
     let col_blocks = chunks.div_ceil(per_block);
-    let params = [rows as u32, k_in as u32, rank as u32, out as u32, scale.to_bits(), v.chunks, per_block as u32, v.mode];
+    let fifth = if v.kind == Kind::Skinny { col_blocks as u32 } else { v.chunks };
+    let params = [rows as u32, k_in as u32, rank as u32, out as u32, scale.to_bits(), fifth, per_block as u32, v.mode];
     (params, tiles_of(rows, v.chunks) * col_blocks)
 }
 

@@ -337,7 +337,8 @@ impl PipelineKey {
 impl PipelineKey {
     /// The native kernel's name (MSL entry point, `.spv` stem): `<op>_<dtype>_<form>` with the
     /// form `sub_k<K>` (a row per subgroup), `row<T>_k<K>` (a row per workgroup of `T` threads,
-    /// `K` chunks a thread in registers) or `loop`; LoRA has one native kernel per dtype.
+    /// `K` chunks a thread in registers) or `loop`; LoRA's is `lora_<dtype>` (the tiled form) or
+    /// `lora_<dtype>_skinny<T>_tm<K>` (the skinny form: `T` threads, tiles of `K` rows).
     ///
     /// ```
     /// # fn main() -> wgfuse::Result<()> {
@@ -349,6 +350,7 @@ impl PipelineKey {
     fn native_entry_point(&self) -> String {
         let (op, d, v) = (self.op.name(), self.dtype.name(), &self.variant);
         match (self.op, v.kind) {
+            (Op::Lora, Kind::Skinny) => format!("lora_{d}_skinny{}_tm{}", v.wg, v.chunks),
             (Op::Lora, _) => format!("lora_{d}"),
             (_, Kind::Online) => format!("{op}_{d}_loop"),
             (_, Kind::Reg) if v.threads == 0 => format!("{op}_{d}_sub_k{}", v.chunks),

@@ -49,11 +49,17 @@ template <typename T> static T* buf(Job& j, size_t i) { return reinterpret_cast<
 #define LORA(NAME, T) \
     {#NAME, [](Job& j, const LaunchIds& i) { NAME(params<LoraParams>(j), buf<T>(j, 0), buf<T>(j, 1), buf<T>(j, 2), buf<T>(j, 3), buf<T>(j, 4), i.tg, i.ntg, i.lid); }}
 
+#define LORA_SKINNY(NAME, T, TM, WG)                                                                                        \
+    {#NAME, [](Job& j, const LaunchIds& i) {                                                                            \
+         NAME(params<LoraParams>(j), buf<T>(j, 0), buf<T>(j, 1), buf<T>(j, 2), buf<T>(j, 3), buf<T>(j, 4), i.tg, i.ntg, i.lid, i.sg_size); \
+     }},
+
 static const std::map<std::string, Fn> KERNELS = {
     ROW_FORMS(SOFTMAX_FORM, softmax_f32, float) ROW_FORMS(SOFTMAX_FORM, softmax_f16, half)
     ROW_FORMS(RMS_FORM, rms_norm_f32, float) ROW_FORMS(RMS_FORM, rms_norm_f16, half)
     ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f32, float) ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f16, half)
     LORA(lora_f32, float), LORA(lora_f16, half),
+    LORA_SKINNY_FORMS(LORA_SKINNY)
 };
 
 static bool read_exact(FILE* f, void* p, size_t n) { return n == 0 || fread(p, 1, n, f) == n; }

@@ -15,7 +15,7 @@ use std::process::Command;
 use half::f16;
 use ndarray::{Array2, ArrayD};
 use rand::{Rng, SeedableRng};
-use wgfuse::kernels::{lora, native_row_forms, native_row_launch, native_row_variant, Op, PipelineKey, Variant};
+use wgfuse::kernels::{lora, native_row_forms, native_row_launch, native_row_variant, Kind, Op, PipelineKey, Variant};
 use wgfuse::Backend;
 use wgfuse::DType;
 
@@ -236,21 +236,30 @@ fn lora_case(emu: &mut Emulator, rows: usize, k_in: usize, rank: usize, out: usi
         let with_base = (mode == 1 || mode == 2).then(|| base_m.view());
         wgfuse::reference::lora(mat(&x, m, k_in)?.view(), mat(&a, k_in, rank)?.view(), mat(&b, rank, out)?.view(), scale as f64, with_base)
     };
-    let v = Variant { mode, ..lora::native_variant(m, out) };
-    let (params, groups) = lora::native_launch([m, k_in, rank, out], scale, &v);
-    let blocks = v.threads;
-    let y0 = if mode == 2 { bytes(&base, dtype) } else { poison(m * out, dtype) };
-    let x_buf = if merge { bytes(&a, dtype) } else { bytes(&x, dtype) };
-    let base_buf = if mode == 1 || merge { bytes(&base, dtype) } else { x_buf.clone() };
-    let res =
-        emu.run(&format!("lora_{}", dtype.name()), 256, groups, params, vec![x_buf, bytes(&a, dtype), bytes(&b, dtype), base_buf, y0])?;
+    // The rule's pick, the tiled kernel, and for small cases every skinny kernel.
+    let mut forms = vec![lora::native_variant(m, k_in, out), Variant { kind: Kind::Plain, wg: 256, threads: 3, chunks: 4, mode: 0 }];
+    if m * out <= 40 * 260 {
+        forms.extend(
+            [1, 2, 4].into_iter().flat_map(|tm| [256, 1024].map(|wg| Variant { kind: Kind::Skinny, wg, threads: 3, chunks: tm, mode: 0 })),
+        );
+    }
     let n = if merge { rank } else { k_in * rank };
     let (atol, rtol) = match dtype {
         DType::F32 => (1e-6 * (n as f64).sqrt(), 1e-5),
         DType::F16 => (2e-3 + 1e-6 * (n as f64).sqrt(), 2e-3),
     };
-    let what = format!("lora {dtype:?} mode {mode} rows {m} in {k_in} r {rank} out {out} (tile {}, {blocks} blocks)", v.chunks);
-    close(&values(&res[4], m * out, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &what)
+    for v in forms {
+        let v = Variant { mode, ..v };
+        let (params, groups) = lora::native_launch([m, k_in, rank, out], scale, &v);
+        let y0 = if mode == 2 { bytes(&base, dtype) } else { poison(m * out, dtype) };
+        let x_buf = if merge { bytes(&a, dtype) } else { bytes(&x, dtype) };
+        let base_buf = if mode == 1 || merge { bytes(&base, dtype) } else { x_buf.clone() };
+        let name = kernel(Op::Lora, &v, dtype);
+        let res = emu.run(&name, v.wg, groups, params, vec![x_buf, bytes(&a, dtype), bytes(&b, dtype), base_buf, y0])?;
+        let what = format!("lora {name} mode {mode} rows {m} in {k_in} r {rank} out {out} (tile {}, {} blocks)", v.chunks, v.threads);
+        close(&values(&res[4], m * out, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &what)?;
+    }
+    Ok(())
 }
 
 pub fn run(_args: &[String]) -> Result<(), String> {
