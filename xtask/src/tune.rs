@@ -2,6 +2,8 @@
 //! thread, registers vs looped) and of LoRA (rows per tile × columns per thread) on the shapes
 //! given, so that the variant rule in `kernels::row_variant` / `lora::variant` rests on
 //! measurements. Prints one line per variant: GB/s and % of a copy of the same bytes.
+//! Options: `--ops`, `--dtypes`, `--shapes`, `--lora-shapes RxINxRANKxOUT,...`, `--warmup-ms`,
+//! `--lora-kinds coop,skinny,tiled,fused` (the LoRA forms swept; default all).
 
 use std::time::Duration;
 
@@ -53,6 +55,7 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut lora_shapes: Vec<Vec<usize>> = vec![vec![512, 512, 8, 512], vec![1, 4096, 16, 4096], vec![4096, 4096, 16, 4096]];
     let mut dtypes = vec![DType::F32, DType::F16];
     let mut warm = Duration::from_millis(100);
+    let mut lora_kinds = vec!["coop".to_string(), "skinny".into(), "tiled".into(), "fused".into()];
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let v = it.next().ok_or(format!("{a} needs a value"))?;
@@ -65,6 +68,7 @@ pub fn run(args: &[String]) -> Res<()> {
             "--lora-shapes" => lora_shapes = parse(v)?,
             "--dtypes" => dtypes = v.split(',').map(|d| if d == "f16" { DType::F16 } else { DType::F32 }).collect(),
             "--warmup-ms" => warm = Duration::from_millis(v.parse().map_err(err)?),
+            "--lora-kinds" => lora_kinds = v.split(',').map(String::from).collect(),
             o => return Err(format!("unknown option {o}")),
         }
     }
@@ -116,7 +120,19 @@ pub fn run(args: &[String]) -> Res<()> {
                     );
                     let coop = lora::coop_fits(&ctx, m, k, r, o, dtype).then(|| Variant { mode: 1, ..lora::coop_variant(&ctx) });
                     let pick = lora::variant_for(m, k, o, dtype);
-                    for v in coop.into_iter().chain(skinny).chain(tiled).chain(fused) {
+                    let kind = |name: &str| lora_kinds.iter().any(|k| k == name);
+                    let mut skinny: Vec<Variant> = if kind("skinny") { skinny.collect() } else { Vec::new() };
+                    // The rule's skinny pick, where the sweep's block counts miss it.
+                    if kind("skinny") && pick.kind == Kind::Skinny && !skinny.contains(&Variant { mode: 1, ..pick }) {
+                        skinny.push(Variant { mode: 1, ..pick });
+                    }
+                    let variants = coop
+                        .filter(|_| kind("coop"))
+                        .into_iter()
+                        .chain(skinny)
+                        .chain(tiled.filter(|_| kind("tiled")))
+                        .chain(fused.filter(|_| kind("fused")));
+                    for v in variants {
                         let args = lora::Args {
                             x: &x,
                             a: &a,
@@ -147,7 +163,10 @@ pub fn run(args: &[String]) -> Res<()> {
                     }
                     // The t·B dispatch alone (the merge W + s·A·B with A [rows, r]), per width
                     // (column chunks) and number of 16-row blocks a workgroup; its bound is the
-                    // copy of W.
+                    // copy of W. Part of the tiled form.
+                    if !kind("tiled") {
+                        continue;
+                    }
                     let t_rows = tensor(&ctx, &mut rng, &[m, r], dtype)?;
                     let merge_bound = copy_time(&ctx, &mut timer, warm, (2 * m * o * dtype.size()) as u64)?;
                     let fit = lora::expand_fit(r);
