@@ -161,14 +161,17 @@ fn native_lora_every_tile_height() {
 }
 
 /// The native skinny form (few rows): every tile height and workgroup size, column blocks cut
-/// short, ranks to 128 (32 rank quads), sizes not multiples of 4, all four modes.
+/// short, ranks to 128 (32 rank quads), sizes that are multiples of 4 and sizes that are not, all
+/// four modes.
 #[test]
 fn native_lora_skinny_every_form() {
     use wgfuse::kernels::lora::{Args, Mode};
     let ctx = native_ctx();
     let arr = |v: &[f64], r: usize, c: usize| ndarray::Array2::from_shape_vec((r, c), v.to_vec()).unwrap();
     for dtype in [DType::F32, DType::F16] {
-        for (rows, k_in, rank, out) in [(1usize, 1usize, 1usize, 1usize), (3, 1023, 8, 1025), (5, 300, 128, 259), (9, 64, 13, 36)] {
+        for (rows, k_in, rank, out) in
+            [(1usize, 1usize, 1usize, 1usize), (3, 1023, 8, 1025), (5, 300, 128, 259), (9, 64, 13, 36), (6, 256, 16, 64), (3, 64, 128, 36)]
+        {
             let what = format!("native skinny {dtype:?} {rows}x{k_in}x{rank}x{out}");
             let mut g = rng(&what);
             let (x, xs) = upload(&ctx, &random(&mut g, rows * k_in, 1.0), &[rows, k_in], dtype);

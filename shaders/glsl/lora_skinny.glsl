@@ -9,18 +9,26 @@
 // shared memory across subgroups (lanes numbered lid % subgroup size, as in rows.glsl).
 // Phase 2: the (row, column chunk) items of the block over the threads; an item is its base
 // chunk plus t·B over the rank, 16 rows of B loaded before their FMAs.
+// `al` (in, r and out all multiples of 4) is passed down as a literal from main, so that
+// glslc folds it: every load of the aligned path is then one chunk without a test of its own.
 
 shared vec4 sk_part[1024]; // partial sums: QP x (WG / max(sg, QP))
 shared vec4 sk_t[TM * 32]; // s·t: TM rows x 32 rank quads
 
-// Row k of A at rank quad q (0 past the k axis or the rank).
-vec4 sk_a(uint k, uint q) {
-    return k < p.k_in ? a_ld(k, q, p.rank) : vec4(0.0);
+// Row k of A at rank quad q (0 past the k axis).
+vec4 sk_a(uint k, uint q, bool al) {
+    if (k >= p.k_in) {
+        return vec4(0.0);
+    }
+    return al ? UNPACK(a4[k * (p.rank >> 2u) + q]) : a_ld(k, q, p.rank);
 }
 
 // x[row][k .. k + 4] (0 past the k axis); `k` is a multiple of 4.
-vec4 sk_x(uint row, uint k) {
-    return k < p.k_in ? x_ld(row, k >> 2u, p.k_in) : vec4(0.0);
+vec4 sk_x(uint row, uint k, bool al) {
+    if (k >= p.k_in) {
+        return vec4(0.0);
+    }
+    return al ? UNPACK(x4[row * (p.k_in >> 2u) + (k >> 2u)]) : x_ld(row, k >> 2u, p.k_in);
 }
 
 vec4 sk_mac(vec4 acc, vec4 x, vec4 a0, vec4 a1, vec4 a2, vec4 a3) {
@@ -52,7 +60,7 @@ void sk_reduce(vec4 v, uint m, uint lid, uint sg, uint qp) {
     }
 }
 
-void sk_xa(uint m0, uint nrow, uint lid, uint sg) {
+void sk_xa(uint m0, uint nrow, uint lid, uint sg, bool al) {
     uint r4 = (p.rank + 3u) / 4u;
     uint qp = 1u;
     while (qp < r4) {
@@ -64,7 +72,7 @@ void sk_xa(uint m0, uint nrow, uint lid, uint sg) {
         for (uint i = lid; i < uint(TM) * qp; i += uint(WG)) {
             vec4 v = vec4(0.0);
             if (i / qp < nrow && 4u * (i % qp) < p.rank) {
-                v = p.scale * sk_a(m0 + i / qp, i % qp);
+                v = p.scale * sk_a(m0 + i / qp, i % qp, al);
             }
             sk_t[(i / qp) * 32u + i % qp] = v;
         }
@@ -76,21 +84,21 @@ void sk_xa(uint m0, uint nrow, uint lid, uint sg) {
     if (4u * q < p.rank) {
         for (uint k = 4u * (lid / qp); k < p.k_in; k += 8u * lanes) {
             uint k2 = k + 4u * lanes;
-            vec4 a0 = sk_a(k, q);
-            vec4 a1 = sk_a(k + 1u, q);
-            vec4 a2 = sk_a(k + 2u, q);
-            vec4 a3 = sk_a(k + 3u, q);
-            vec4 b0 = sk_a(k2, q);
-            vec4 b1 = sk_a(k2 + 1u, q);
-            vec4 b2 = sk_a(k2 + 2u, q);
-            vec4 b3 = sk_a(k2 + 3u, q);
+            vec4 a0 = sk_a(k, q, al);
+            vec4 a1 = sk_a(k + 1u, q, al);
+            vec4 a2 = sk_a(k + 2u, q, al);
+            vec4 a3 = sk_a(k + 3u, q, al);
+            vec4 b0 = sk_a(k2, q, al);
+            vec4 b1 = sk_a(k2 + 1u, q, al);
+            vec4 b2 = sk_a(k2 + 2u, q, al);
+            vec4 b3 = sk_a(k2 + 3u, q, al);
             vec4 xs[TM];
             vec4 ys[TM];
             [[unroll]] for (uint i = 0u; i < uint(TM); i++) {
                 // Rows past the tile read row m0 again (in bounds) and are never stored.
                 uint row = m0 + min(i, nrow - 1u);
-                xs[i] = sk_x(row, k);
-                ys[i] = sk_x(row, k2);
+                xs[i] = sk_x(row, k, al);
+                ys[i] = sk_x(row, k2, al);
             }
             [[unroll]] for (uint i = 0u; i < uint(TM); i++) {
                 c[i] = sk_mac(sk_mac(c[i], xs[i], a0, a1, a2, a3), ys[i], b0, b1, b2, b3);
@@ -100,16 +108,20 @@ void sk_xa(uint m0, uint nrow, uint lid, uint sg) {
     [[unroll]] for (uint i = 0u; i < uint(TM); i++) { sk_reduce(c[i], i, lid, sg, qp); }
 }
 
-// acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at column chunk cc.
-vec4 sk_bmac(vec4 acc, vec4 tq, uint j, uint cc) {
-    vec4 b0 = j < p.rank ? b_ld(j, cc, p.n_out) : vec4(0.0);
-    vec4 b1 = j + 1u < p.rank ? b_ld(j + 1u, cc, p.n_out) : vec4(0.0);
-    vec4 b2 = j + 2u < p.rank ? b_ld(j + 2u, cc, p.n_out) : vec4(0.0);
-    vec4 b3 = j + 3u < p.rank ? b_ld(j + 3u, cc, p.n_out) : vec4(0.0);
-    return acc + tq.x * b0 + tq.y * b1 + tq.z * b2 + tq.w * b3;
+// Row j of B at column chunk cc (0 past the rank).
+vec4 sk_b(uint j, uint cc, bool al) {
+    if (j >= p.rank) {
+        return vec4(0.0);
+    }
+    return al ? UNPACK(b4[j * (p.n_out >> 2u) + cc]) : b_ld(j, cc, p.n_out);
 }
 
-void sk_tb(uint m0, uint nrow, uint cblock, uint lid) {
+// acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at column chunk cc.
+vec4 sk_bmac(vec4 acc, vec4 tq, uint j, uint cc, bool al) {
+    return acc + tq.x * sk_b(j, cc, al) + tq.y * sk_b(j + 1u, cc, al) + tq.z * sk_b(j + 2u, cc, al) + tq.w * sk_b(j + 3u, cc, al);
+}
+
+void sk_tb(uint m0, uint nrow, uint cblock, uint lid, bool al) {
     uint r4 = (p.rank + 3u) / 4u;
     uint chunks_out = (p.n_out + 3u) / 4u;
     uint cpb = p.cpw;
@@ -123,10 +135,11 @@ void sk_tb(uint m0, uint nrow, uint cblock, uint lid) {
         uint cc = c_first + i % cpb;
         uint row = m0 + m;
         vec4 acc = vec4(0.0);
+        uint at = row * (p.n_out >> 2u) + cc;
         if (p.mode == 1u || p.mode == 3u) {
-            acc = base_ld(row, cc, p.n_out);
+            acc = al ? UNPACK(base4[at]) : base_ld(row, cc, p.n_out);
         } else if (p.mode == 2u) {
-            acc = y_ld(row, cc, p.n_out);
+            acc = al ? UNPACK(y4[at]) : y_ld(row, cc, p.n_out);
         }
         uint jq = 0u;
         for (; jq + 4u <= r4; jq += 4u) {
@@ -134,13 +147,17 @@ void sk_tb(uint m0, uint nrow, uint cblock, uint lid) {
             vec4 t1 = sk_t[m * 32u + jq + 1u];
             vec4 t2 = sk_t[m * 32u + jq + 2u];
             vec4 t3 = sk_t[m * 32u + jq + 3u];
-            acc = sk_bmac(sk_bmac(acc, t0, 4u * jq, cc), t1, 4u * jq + 4u, cc);
-            acc = sk_bmac(sk_bmac(acc, t2, 4u * jq + 8u, cc), t3, 4u * jq + 12u, cc);
+            acc = sk_bmac(sk_bmac(acc, t0, 4u * jq, cc, al), t1, 4u * jq + 4u, cc, al);
+            acc = sk_bmac(sk_bmac(acc, t2, 4u * jq + 8u, cc, al), t3, 4u * jq + 12u, cc, al);
         }
         for (; jq < r4; jq++) {
-            acc = sk_bmac(acc, sk_t[m * 32u + jq], 4u * jq, cc);
+            acc = sk_bmac(acc, sk_t[m * 32u + jq], 4u * jq, cc, al);
         }
-        y_st(row, cc, acc);
+        if (al) {
+            y4[at] = PACK(acc);
+        } else {
+            y_st(row, cc, acc);
+        }
     }
 }
 
@@ -153,7 +170,13 @@ void main() {
     }
     uint m0 = (g / col_blocks) * uint(TM);
     uint nrow = min(uint(TM), p.rows - m0);
-    sk_xa(m0, nrow, lid, gl_SubgroupSize);
-    barrier();
-    sk_tb(m0, nrow, g % col_blocks, lid);
+    if (((p.k_in | p.rank | p.n_out) & 3u) == 0u) {
+        sk_xa(m0, nrow, lid, gl_SubgroupSize, true);
+        barrier();
+        sk_tb(m0, nrow, g % col_blocks, lid, true);
+    } else {
+        sk_xa(m0, nrow, lid, gl_SubgroupSize, false);
+        barrier();
+        sk_tb(m0, nrow, g % col_blocks, lid, false);
+    }
 }

@@ -197,7 +197,8 @@ LORA_KERNEL(lora_f16, half)
 // of A, and a thread issues the loads of two trips before its first FMA. The partial sums of a
 // quad meet by simd_shuffle_xor inside each simdgroup, then through threadgroup memory.
 // Phase 2: the (row, column chunk) items of the block over the threads; an item is its base
-// chunk plus t·B over the rank.
+// chunk plus t·B over the rank. AL (in, r and out all multiples of 4), a template argument:
+// every load of the aligned path is one chunk without a test of its own.
 inline float4 lora_sk_mac(float4 acc, float4 x, float4 a0, float4 a1, float4 a2, float4 a3) {
     return acc + x.x * a0 + x.y * a1 + x.z * a2 + x.w * a3;
 }
@@ -229,29 +230,41 @@ inline void lora_sk_reduce(threadgroup float4* sk_part, threadgroup float4* sk_t
     }
 }
 
+// Columns 4c..4c+3 of row `row` of a [.., n] matrix: one chunk when AL, else lora_chunk.
+template <bool AL, typename T>
+inline float4 lora_sk_chunk(device const T* m, uint row, uint c, uint n) {
+    if (AL) {
+        return float4(((device const vec<T, 4>*)m)[row * (n >> 2) + c]);
+    }
+    return lora_chunk(m, row, c, n);
+}
+
 // Row k of A at rank quad q, 0 past the k axis.
-template <typename T>
+template <bool AL, typename T>
 inline float4 lora_sk_a(constant LoraParams& p, device const T* a, uint k, uint q) {
-    return k < p.k_in ? lora_chunk(a, k, q, p.rank) : float4(0.0f);
+    return k < p.k_in ? lora_sk_chunk<AL>(a, k, q, p.rank) : float4(0.0f);
 }
 
 // x[row][k .. k + 4], 0 past the k axis (k a multiple of 4).
-template <typename T>
+template <bool AL, typename T>
 inline float4 lora_sk_x(constant LoraParams& p, device const T* x, uint row, uint k) {
-    return k < p.k_in ? lora_chunk(x, row, k >> 2, p.k_in) : float4(0.0f);
+    return k < p.k_in ? lora_sk_chunk<AL>(x, row, k >> 2, p.k_in) : float4(0.0f);
+}
+
+// Row j of B at column chunk cc, 0 past the rank.
+template <bool AL, typename T>
+inline float4 lora_sk_b(constant LoraParams& p, device const T* b, uint j, uint cc) {
+    return j < p.rank ? lora_sk_chunk<AL>(b, j, cc, p.n_out) : float4(0.0f);
 }
 
 // acc + t quad tq (ranks j .. j + 4) times rows j .. j + 4 of B at column chunk cc.
-template <typename T>
+template <bool AL, typename T>
 inline float4 lora_sk_bmac(constant LoraParams& p, device const T* b, float4 acc, float4 tq, uint j, uint cc) {
-    float4 b0 = j < p.rank ? lora_chunk(b, j, cc, p.n_out) : float4(0.0f);
-    float4 b1 = j + 1 < p.rank ? lora_chunk(b, j + 1, cc, p.n_out) : float4(0.0f);
-    float4 b2 = j + 2 < p.rank ? lora_chunk(b, j + 2, cc, p.n_out) : float4(0.0f);
-    float4 b3 = j + 3 < p.rank ? lora_chunk(b, j + 3, cc, p.n_out) : float4(0.0f);
-    return acc + tq.x * b0 + tq.y * b1 + tq.z * b2 + tq.w * b3;
+    return acc + tq.x * lora_sk_b<AL>(p, b, j, cc) + tq.y * lora_sk_b<AL>(p, b, j + 1, cc) + tq.z * lora_sk_b<AL>(p, b, j + 2, cc) +
+           tq.w * lora_sk_b<AL>(p, b, j + 3, cc);
 }
 
-template <typename T, uint TM, uint WG>
+template <bool AL, typename T, uint TM, uint WG>
 inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device const T* a, device const T* b, device const T* base,
                              device T* y, threadgroup float4* sk_part, threadgroup float4* sk_t, uint g, uint lid, uint sg) {
     uint col_blocks = p.tm;
@@ -271,7 +284,7 @@ inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device c
         for (uint i = lid; i < TM * qp; i += WG) {
             float4 v = float4(0.0f);
             if (i / qp < nrow && 4 * (i % qp) < p.rank) {
-                v = p.scale * lora_chunk(a, m0 + i / qp, i % qp, p.rank);
+                v = p.scale * lora_sk_chunk<AL>(a, m0 + i / qp, i % qp, p.rank);
             }
             sk_t[(i / qp) * 32 + i % qp] = v;
         }
@@ -284,21 +297,21 @@ inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device c
         if (4 * q < p.rank) {
             for (uint k = 4 * (lid / qp); k < p.k_in; k += 8 * lanes) {
                 uint k2 = k + 4 * lanes;
-                float4 a0 = lora_sk_a(p, a, k, q);
-                float4 a1 = lora_sk_a(p, a, k + 1, q);
-                float4 a2 = lora_sk_a(p, a, k + 2, q);
-                float4 a3 = lora_sk_a(p, a, k + 3, q);
-                float4 b0 = lora_sk_a(p, a, k2, q);
-                float4 b1 = lora_sk_a(p, a, k2 + 1, q);
-                float4 b2 = lora_sk_a(p, a, k2 + 2, q);
-                float4 b3 = lora_sk_a(p, a, k2 + 3, q);
+                float4 a0 = lora_sk_a<AL>(p, a, k, q);
+                float4 a1 = lora_sk_a<AL>(p, a, k + 1, q);
+                float4 a2 = lora_sk_a<AL>(p, a, k + 2, q);
+                float4 a3 = lora_sk_a<AL>(p, a, k + 3, q);
+                float4 b0 = lora_sk_a<AL>(p, a, k2, q);
+                float4 b1 = lora_sk_a<AL>(p, a, k2 + 1, q);
+                float4 b2 = lora_sk_a<AL>(p, a, k2 + 2, q);
+                float4 b3 = lora_sk_a<AL>(p, a, k2 + 3, q);
                 float4 xs[TM];
                 float4 ys[TM];
                 for (uint i = 0; i < TM; ++i) {
                     // Rows past the tile read row m0 again (in bounds) and are never stored.
                     uint row = m0 + min(i, nrow - 1);
-                    xs[i] = lora_sk_x(p, x, row, k);
-                    ys[i] = lora_sk_x(p, x, row, k2);
+                    xs[i] = lora_sk_x<AL>(p, x, row, k);
+                    ys[i] = lora_sk_x<AL>(p, x, row, k2);
                 }
                 for (uint i = 0; i < TM; ++i) {
                     c[i] = lora_sk_mac(lora_sk_mac(c[i], xs[i], a0, a1, a2, a3), ys[i], b0, b1, b2, b3);
@@ -324,9 +337,9 @@ inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device c
         uint row = m0 + m;
         float4 acc = float4(0.0f);
         if (p.mode == 1 || p.mode == 3) {
-            acc = lora_chunk(base, row, cc, p.n_out);
+            acc = lora_sk_chunk<AL>(base, row, cc, p.n_out);
         } else if (p.mode == 2) {
-            acc = lora_chunk((device const T*)y, row, cc, p.n_out);
+            acc = lora_sk_chunk<AL>((device const T*)y, row, cc, p.n_out);
         }
         uint jq = 0;
         for (; jq + 4 <= r4; jq += 4) {
@@ -334,13 +347,17 @@ inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device c
             float4 t1 = sk_t[m * 32 + jq + 1];
             float4 t2 = sk_t[m * 32 + jq + 2];
             float4 t3 = sk_t[m * 32 + jq + 3];
-            acc = lora_sk_bmac(p, b, lora_sk_bmac(p, b, acc, t0, 4 * jq, cc), t1, 4 * jq + 4, cc);
-            acc = lora_sk_bmac(p, b, lora_sk_bmac(p, b, acc, t2, 4 * jq + 8, cc), t3, 4 * jq + 12, cc);
+            acc = lora_sk_bmac<AL>(p, b, lora_sk_bmac<AL>(p, b, acc, t0, 4 * jq, cc), t1, 4 * jq + 4, cc);
+            acc = lora_sk_bmac<AL>(p, b, lora_sk_bmac<AL>(p, b, acc, t2, 4 * jq + 8, cc), t3, 4 * jq + 12, cc);
         }
         for (; jq < r4; ++jq) {
-            acc = lora_sk_bmac(p, b, acc, sk_t[m * 32 + jq], 4 * jq, cc);
+            acc = lora_sk_bmac<AL>(p, b, acc, sk_t[m * 32 + jq], 4 * jq, cc);
         }
-        lora_store(y, row, cc, p.n_out, acc);
+        if (AL) {
+            ((device vec<T, 4>*)y)[row * (p.n_out >> 2) + cc] = vec<T, 4>(acc);
+        } else {
+            lora_store(y, row, cc, p.n_out, acc);
+        }
     }
 }
 
@@ -358,7 +375,12 @@ inline void lora_skinny_impl(constant LoraParams& p, device const T* x, device c
                      uint sg_size [[threads_per_simdgroup]]) {                                   \
         threadgroup float4 sk_part[1024];                                                        \
         threadgroup float4 sk_t[TM * 32];                                                        \
-        lora_skinny_impl<T, TM, WG>(p, x, a, b, base, y, sk_part, sk_t, tg.y * ntg.x + tg.x, tid, sg_size); \
+        uint g = tg.y * ntg.x + tg.x;                                                            \
+        if (((p.k_in | p.rank | p.n_out) & 3) == 0) {                                            \
+            lora_skinny_impl<true, T, TM, WG>(p, x, a, b, base, y, sk_part, sk_t, g, tid, sg_size); \
+        } else {                                                                                 \
+            lora_skinny_impl<false, T, TM, WG>(p, x, a, b, base, y, sk_part, sk_t, g, tid, sg_size); \
+        }                                                                                        \
     }
 
 // Every skinny kernel: F(name, element type, rows a tile, threads).

@@ -298,7 +298,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
             close(&values(&out[1], 30, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax extremes {dtype:?} {v:?}"))?;
         }
         for (rows, k_in, rank, out) in
-            [(1, 1, 1, 1), (1, 4096, 16, 4096), (3, 33, 3, 17), (5, 1023, 8, 1025), (37, 512, 128, 255), (130, 257, 7, 513)]
+            [(1, 1, 1, 1), (1, 4096, 16, 4096), (3, 33, 3, 17), (5, 1023, 8, 1025), (37, 512, 128, 255), (130, 257, 7, 513), (6, 64, 8, 36)]
         {
             for mode in 0..4 {
                 lora_case(&mut emu, rows, k_in, rank, out, dtype, mode)?;
