@@ -156,7 +156,7 @@ pub fn variant(rows: usize, out: usize) -> Variant {
 /// The dtype picks the tiled form's x·A lanes ([`tiled_variant`]).
 pub fn variant_for(rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
     if rows <= SKINNY_MAX_ROWS {
-        skinny_variant(rows, k_in, out)
+        skinny_variant(rows, k_in, out, dtype)
     } else {
         tiled_variant(rows, k_in, dtype)
     }
@@ -209,15 +209,37 @@ fn wide_fits(k_in: usize, dtype: DType) -> bool {
 /// summing them) was slower at every shape measured (decoding 16.5 against 15.3; 16 rows 22.2
 /// against 15.5) and is not kept.
 ///
+/// f32 with up to 16 row tiles and 2048 k or more runs 256 threads and at least 4 column
+/// blocks: decoding 1 x 4096 r16 -> 4096 took 15.38 µs at 256 threads and 32 blocks against
+/// 16.35 at 1024 (two calls, 300 ms warm-up: 15.25-15.49 at 16 blocks against 16.35-16.58),
+/// 16 rows 15.31 at 4 blocks against 15.46; f16 stays at 1024 (decoding 14.24 against 15+ at
+/// 256). The native kernels take the dtype-free rule ([`native_variant`]).
+///
 /// ```
 /// # fn main() -> wgfuse::Result<()> {
-/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096, 4096);
+/// use wgfuse::DType;
+/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096, 4096, DType::F16);
 /// assert_eq!((v.wg, v.chunks, v.threads), (1024, 1, 32)); // decoding: one row, 32 column blocks
-/// let v = wgfuse::kernels::lora::skinny_variant(512, 512, 512);
+/// let v = wgfuse::kernels::lora::skinny_variant(1, 4096, 4096, DType::F32);
+/// assert_eq!((v.wg, v.chunks, v.threads), (256, 1, 32));
+/// let v = wgfuse::kernels::lora::skinny_variant(16, 4096, 4096, DType::F32);
+/// assert_eq!((v.wg, v.chunks, v.threads), (256, 1, 4));
+/// let v = wgfuse::kernels::lora::skinny_variant(512, 512, 512, DType::F32);
 /// assert_eq!((v.wg, v.chunks, v.threads), (256, 2, 1));
 /// # Ok(()) }
 /// ```
-pub fn skinny_variant(rows: usize, k_in: usize, out: usize) -> Variant {
+pub fn skinny_variant(rows: usize, k_in: usize, out: usize, dtype: DType) -> Variant {
+    let v = skinny_base(rows, k_in, out);
+    let tiles = tiles_of(rows, v.chunks);
+    if dtype == DType::F32 && v.wg == 1024 && tiles <= 16 {
+        let most = (out.div_ceil(4) as u32 / 16).max(1);
+        return Variant { wg: 256, threads: v.threads.max(4).min(most), ..v };
+    }
+    v
+}
+
+/// The skinny rule without the dtype (the native kernels' and f16's).
+fn skinny_base(rows: usize, k_in: usize, out: usize) -> Variant {
     let tm = if rows <= 128 { 1 } else { 2 };
     let tiles = tiles_of(rows, tm);
     let wg = if k_in >= 2048 { 1024 } else { 256 };
@@ -512,7 +534,8 @@ fn col_blocks_for(tiles: u64, chunks: u64) -> u64 {
 }
 
 /// The native kernels' variant for `rows` rows, `in` and `out` columns: the skinny form up to
-/// 512 rows, as WGSL ([`skinny_variant`]; `lora_<dtype>_skinny<wg>_tm<chunks>`), else the
+/// 512 rows, as WGSL's rule for f16 ([`skinny_variant`]; on the H200 the native f32 decoding
+/// kernel took 14.0 µs at 1024 threads; `lora_<dtype>_skinny<wg>_tm<chunks>`), else the
 /// native tiled kernel (`lora_<dtype>`), whose `chunks` is the tile height and `threads` the
 /// column blocks (see `native_plan`).
 ///
@@ -527,7 +550,7 @@ fn col_blocks_for(tiles: u64, chunks: u64) -> u64 {
 /// ```
 pub fn native_variant(rows: usize, k_in: usize, out: usize) -> Variant {
     if rows <= SKINNY_MAX_ROWS {
-        return skinny_variant(rows, k_in, out);
+        return skinny_base(rows, k_in, out);
     }
     let tm = match rows {
         2048.. => 16,
