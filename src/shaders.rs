@@ -168,6 +168,8 @@ native_kernels! {
     "softmax_f16_row1024_k4": Softmax "softmax" 1024 ["WG=1024", "KMAX=4", "F16"];
     "softmax_f16_row1024_k8": Softmax "softmax" 1024 ["WG=1024", "KMAX=8", "F16"];
     "softmax_f16_loop": Softmax "softmax" 256 ["WG=256", "LOOP", "F16"];
+    "softmax_f16_persist1024_k4": Softmax "softmax" 1024 ["WG=1024", "KMAX=4", "PERSIST", "F16"];
+    "softmax_f16_persist1024_k8": Softmax "softmax" 1024 ["WG=1024", "KMAX=8", "PERSIST", "F16"];
     "rms_norm_f32_sub_k1": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=1", "SUB"];
     "rms_norm_f32_sub_k2": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=2", "SUB"];
     "rms_norm_f32_sub_k4": RmsNorm "rms_norm" 256 ["WG=256", "KMAX=4", "SUB"];

@@ -215,3 +215,30 @@ fn native_lora_skinny_every_form() {
         }
     }
 }
+
+/// The native persistent f16 softmax: 1024 threads, 4 or 8 chunks a thread, more rows than
+/// persistent workgroups (each walks several), rows shorter than the slots; f32 and rows that
+/// are not a multiple of 4 get a typed error.
+#[test]
+fn native_softmax_persistent() {
+    let ctx = native_ctx();
+    for (rows, n, k) in [(300usize, 4100usize, 4u32), (300, 4100, 8), (257, 32000, 8), (3, 8, 4)] {
+        let what = format!("native persist {rows}x{n} k{k}");
+        let mut g = rng(&what);
+        let (x, xs) = upload(&ctx, &random(&mut g, rows * n, 8.0), &[rows, n], DType::F16);
+        let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows, n], xs).unwrap().view());
+        let y = poisoned(&ctx, &[rows, n], DType::F16);
+        let v = Variant { kind: Kind::Persist, wg: 1024, threads: 1024, chunks: k, mode: 0 };
+        ctx.softmax_into(&x, &y, Some(v)).unwrap();
+        let (atol, rtol) = tol(DType::F16);
+        assert_close(&download(&y), want.as_slice().unwrap(), atol, rtol, &what);
+    }
+    let v = Some(Variant { kind: Kind::Persist, wg: 1024, threads: 1024, chunks: 8, mode: 0 });
+    for (n, dtype) in [(4096usize, DType::F32), (4098, DType::F16)] {
+        let x = upload(&ctx, &vec![0.5; 2 * n], &[2, n], dtype).0;
+        let y = poisoned(&ctx, &[2, n], dtype);
+        assert!(matches!(ctx.softmax_into(&x, &y, v), Err(wgfuse::Error::InvalidArgument { .. })), "{n} {dtype:?}");
+    }
+    let x = upload(&ctx, &vec![0.5; 300 * 32000], &[300, 32000], DType::F16).0;
+    assert_eq!(wgfuse::kernels::softmax::variant_for(&ctx, &x).kind, Kind::Persist);
+}

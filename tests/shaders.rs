@@ -21,7 +21,8 @@ fn every_wgsl_validates() {
 /// Every native row form the backend can pick or accept names a kernel in
 /// `shaders::NATIVE_KERNELS`, compiled with that form's threads and chunk count, and every row
 /// kernel in the table is such a form (the three lists: `kernels::NATIVE_ROW_FORMS`, the table,
-/// and `ROW_FORMS` in shaders/msl/rows.h.metal, which `cargo xtask check-msl` runs).
+/// and `ROW_FORMS` in shaders/msl/rows.h.metal, which `cargo xtask check-msl` runs), or one of
+/// softmax's persistent f16 kernels (1024 threads, 4 or 8 chunks a thread).
 #[test]
 fn native_row_forms_and_kernels_agree() {
     use wgfuse::kernels::{native_row_forms, Op, PipelineKey};
@@ -47,6 +48,16 @@ fn native_row_forms_and_kernels_agree() {
                 named.insert(name);
             }
         }
+    }
+    for k in [4u32, 8] {
+        let v = wgfuse::kernels::Variant { kind: wgfuse::kernels::Kind::Persist, wg: 1024, threads: 1024, chunks: k, mode: 0 };
+        let name = PipelineKey::new(Op::Softmax, v, wgfuse::DType::F16, wgfuse::Backend::Native).entry_point();
+        let kernel = NATIVE_KERNELS.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no native kernel {name}"));
+        assert_eq!(kernel.workgroup, 1024, "{name}");
+        for d in ["WG=1024".to_string(), format!("KMAX={k}"), "PERSIST".into(), "F16".into()] {
+            assert!(kernel.defines.contains(&d.as_str()), "{name}: {:?}", kernel.defines);
+        }
+        named.insert(name);
     }
     let rows: Vec<_> = NATIVE_KERNELS.iter().filter(|k| !k.name.starts_with("lora")).map(|k| k.name.to_string()).collect();
     assert_eq!(rows.len(), named.len(), "row kernels in the table that no form names");

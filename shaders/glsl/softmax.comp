@@ -64,6 +64,47 @@ void softmax_row(uint row, uint form) {
 }
 #endif
 
+#ifdef PERSIST
+// Persistent workgroups (F16, rows of whole chunks, one row a workgroup of WG threads, KMAX
+// chunks a thread; softmax.wgsl's persistent variant): workgroup g takes rows g, g + G, ...
+// (G workgroups) and loads the next row's chunks, packed, before it reduces and writes this
+// one, so that a row's reductions and its write overlap the next row's loads.
+void main() {
+    uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
+    uint nc = p.n >> 2u;
+    uint r = group_index();
+    CHUNK cur[KMAX];
+    [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+        uint c = LANE + k * TSIZE;
+        if (c < nc && r < p.rows) { cur[k] = x4[r * nc + c]; }
+    }
+    while (r < p.rows) {
+        uint rn = r + stride;
+        CHUNK nxt[KMAX];
+        [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+            uint c = LANE + k * TSIZE;
+            if (c < nc && rn < p.rows) { nxt[k] = x4[rn * nc + c]; }
+        }
+        float m = NEG_INF;
+        [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+            if (LANE + k * TSIZE < nc) { m = max(m, max4(UNPACK(cur[k]))); }
+        }
+        m = team_max(m);
+        float s = 0.0;
+        [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+            if (LANE + k * TSIZE < nc) { s += sum4(exp(UNPACK(cur[k]) - m)); }
+        }
+        float inv = 1.0 / team_sum(s);
+        [[unroll]] for (uint k = 0u; k < KMAX; k++) {
+            uint c = LANE + k * TSIZE;
+            if (c < nc) { y4[r * nc + c] = PACK(exp(UNPACK(cur[k]) - m) * inv); }
+        }
+        [[unroll]] for (uint k = 0u; k < KMAX; k++) { cur[k] = nxt[k]; }
+        r = rn;
+    }
+}
+#else
 void main() {
     FOR_EACH_ROW(softmax_row)
 }
+#endif

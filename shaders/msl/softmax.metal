@@ -1,8 +1,8 @@
 // Fused softmax over rows (native MSL backend): y = exp(x - max) / sum(exp(x - max)).
 // Buffers: 0 immediates, 1 x, 2 y. Special values as torch.softmax (NaN or +inf in a row, or a
 // row of only -inf, gives NaN; -inf elsewhere gives 0). Forms: a row per simdgroup (sub), a
-// row per threadgroup of 256, 512 or 1024 held in registers (row<T>_k<K>: K chunks a thread), or
-// looped (loop).
+// row per threadgroup of 256, 512 or 1024 held in registers (row<T>_k<K>: K chunks a thread),
+// looped (loop), or for wide half rows persistent threadgroups (persist1024_k<K>).
 
 // One row held in registers: KMAX chunks a thread, one read and one write.
 template <typename T, bool SUB, uint KMAX, uint FORM>
@@ -81,3 +81,73 @@ inline void softmax_row_loop(device const T* x, device T* y, constant RowParams&
 
 ROW_FORMS(SOFTMAX_KERNEL, softmax_f32, float)
 ROW_FORMS(SOFTMAX_KERNEL, softmax_f16, half)
+
+// Persistent threadgroups (half rows of whole chunks, one row a threadgroup of WG threads, K
+// chunks a thread; softmax.wgsl's persistent variant): threadgroup g takes rows g, g + G, ...
+// (G threadgroups) and loads the next row's chunks before it reduces and writes this one, so
+// that a row's reductions and its write overlap the next row's loads.
+template <uint WG, uint K>
+inline void softmax_persist(device const half* x, device half* y, constant RowParams& p, threadgroup float* red, Ids id,
+                            uint groups) {
+    device const half4* x4 = (device const half4*)x;
+    device half4* y4 = (device half4*)y;
+    uint nc = p.n >> 2;
+    uint r = id.group;
+    half4 cur[K];
+    for (uint k = 0; k < K; ++k) {
+        uint c = id.lid + k * WG;
+        if (c < nc && r < p.rows) {
+            cur[k] = x4[r * nc + c];
+        }
+    }
+    while (r < p.rows) {
+        uint rn = r + groups;
+        half4 nxt[K];
+        for (uint k = 0; k < K; ++k) {
+            uint c = id.lid + k * WG;
+            if (c < nc && rn < p.rows) {
+                nxt[k] = x4[rn * nc + c];
+            }
+        }
+        float m = -INFINITY;
+        for (uint k = 0; k < K; ++k) {
+            if (id.lid + k * WG < nc) {
+                m = max(m, max4(float4(cur[k])));
+            }
+        }
+        m = team_max<false>(m, red, id);
+        float s = 0.0f;
+        for (uint k = 0; k < K; ++k) {
+            if (id.lid + k * WG < nc) {
+                s += sum4(exp(float4(cur[k]) - m));
+            }
+        }
+        float inv = 1.0f / team_sum<false>(s, red, id);
+        for (uint k = 0; k < K; ++k) {
+            uint c = id.lid + k * WG;
+            if (c < nc) {
+                y4[r * nc + c] = half4(exp(float4(cur[k]) - m) * inv);
+            }
+        }
+        for (uint k = 0; k < K; ++k) {
+            cur[k] = nxt[k];
+        }
+        r = rn;
+    }
+}
+
+#define SOFTMAX_PERSIST_KERNEL(NAME, WG, K)                                                      \
+    [[max_total_threads_per_threadgroup(WG)]]                                                    \
+    kernel void NAME(constant RowParams& p [[buffer(0)]],                                        \
+                     device const half* x [[buffer(1)]],                                         \
+                     device half* y [[buffer(2)]],                                               \
+                     KERNEL_IDS) {                                                               \
+        threadgroup float red[32];                                                               \
+        Ids id = MAKE_IDS;                                                                       \
+        softmax_persist<WG, K>(x, y, p, red, id, ntg.x * ntg.y);                                 \
+    }
+
+// Every persistent kernel: F(name, threads, chunks a thread).
+#define SOFTMAX_PERSIST_FORMS(F) F(softmax_f16_persist1024_k4, 1024, 4) F(softmax_f16_persist1024_k8, 1024, 8)
+
+SOFTMAX_PERSIST_FORMS(SOFTMAX_PERSIST_KERNEL)

@@ -353,6 +353,7 @@ impl PipelineKey {
             (Op::Lora, Kind::Skinny) => format!("lora_{d}_skinny{}_tm{}", v.wg, v.chunks),
             (Op::Lora, _) => format!("lora_{d}"),
             (_, Kind::Online) => format!("{op}_{d}_loop"),
+            (_, Kind::Persist) => format!("{op}_{d}_persist{}_k{}", v.wg, v.chunks),
             (_, Kind::Reg) if v.threads == 0 => format!("{op}_{d}_sub_k{}", v.chunks),
             (_, Kind::Reg) => format!("{op}_{d}_row{}_k{}", v.wg, v.chunks),
             (_, _) => format!("{op}_{d}_{}", v.describe().replace(' ', "_")),
@@ -486,6 +487,57 @@ pub(crate) fn native_row_plan(
     };
     let (params, groups) = native_row_launch(rows, n, &v, min_sg);
     Ok((v, params, groups))
+}
+
+/// The native softmax's variant: [`native_row_variant`], made persistent ([`Kind::Persist`],
+/// `softmax_f16_persist1024_k<K>`) where WGSL's rule ([`wgsl_row_variant`]) makes it so: f16
+/// rows of a multiple of 4 that take a 1024-thread workgroup each, at least twice as many rows
+/// as [`PERSIST_GROUPS`]. RMSNorm's native kernels have no persistent form.
+///
+/// ```
+/// # fn main() -> wgfuse::Result<()> {
+/// use wgfuse::kernels::{native_softmax_variant, Kind};
+/// use wgfuse::DType;
+/// let v = native_softmax_variant(4096, 32000, DType::F16, 32, 1024);
+/// assert_eq!((v.kind, v.wg, v.chunks), (Kind::Persist, 1024, 8));
+/// assert_eq!(native_softmax_variant(4096, 32000, DType::F32, 32, 1024).kind, Kind::Reg);
+/// # Ok(()) }
+/// ```
+pub fn native_softmax_variant(rows: usize, n: usize, dtype: DType, min_subgroup: u32, max_invocations: u32) -> Variant {
+    let v = native_row_variant(rows, n, min_subgroup, max_invocations);
+    let wide = v.kind == Kind::Reg && v.threads == 1024 && v.wg == 1024;
+    if dtype == DType::F16 && n % 4 == 0 && wide && rows >= 2 * PERSIST_GROUPS as usize {
+        return Variant { kind: Kind::Persist, ..v };
+    }
+    v
+}
+
+/// The native softmax's plan: its persistent form when forced or picked
+/// ([`native_softmax_variant`]), else [`native_row_plan`]'s.
+pub(crate) fn native_softmax_plan(
+    ctx: &crate::Context,
+    rows: usize,
+    n: usize,
+    dtype: DType,
+    forced: Option<Variant>,
+    op: &'static str,
+) -> crate::Result<(Variant, [u32; 8], u64)> {
+    let info = ctx.info();
+    let (min_sg, max_inv) = (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup);
+    let v = forced.unwrap_or_else(|| native_softmax_variant(rows, n, dtype, min_sg, max_inv));
+    if v.kind != Kind::Persist {
+        return native_row_plan(ctx, rows, n, forced, op);
+    }
+    check_persist(&v, dtype, n, max_inv, op)?;
+    if v.wg != 1024 || !matches!(v.chunks, 4 | 8) {
+        return Err(crate::Error::InvalidArgument {
+            op,
+            what: format!("native persistent variant {v:?}: the native kernels are 1024 threads with 4 or 8 chunks a thread"),
+        });
+    }
+    let v = Variant { mode: 0, ..v };
+    let (params, _) = native_row_launch(rows, n, &v, min_sg);
+    Ok((v, params, row_groups(rows, &v)))
 }
 
 /// The sizes (`rows, n, eps = 0, rows per workgroup, aligned, weight = 0`) and workgroup

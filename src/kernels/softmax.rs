@@ -9,7 +9,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis};
 
 use crate::context::{Backend, Bindings, Context, Dispatch};
 use crate::error::{Error, Result};
-use crate::kernels::{native_row_plan, row_groups, row_mode, slot, Op, PipelineKey, Variant};
+use crate::kernels::{native_softmax_plan, row_groups, row_mode, slot, Op, PipelineKey, Variant};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "softmax";
@@ -51,7 +51,7 @@ fn plan(ctx: &Context, a: &Args<'_>) -> Result<(PipelineKey, [u32; 8], u64)> {
     crate::kernels::check_rows(ctx, a.x, OP)?;
     let n = a.x.last_dim();
     if ctx.backend() == Backend::Native {
-        let (variant, params, groups) = native_row_plan(ctx, a.x.rows(), n, a.variant, OP)?;
+        let (variant, params, groups) = native_softmax_plan(ctx, a.x.rows(), n, a.x.dtype(), a.variant, OP)?;
         return Ok((PipelineKey::new(Op::Softmax, variant, a.x.dtype(), Backend::Native), params, groups));
     }
     let max_inv = ctx.info().limits.max_compute_invocations_per_workgroup;
@@ -112,7 +112,13 @@ pub fn variant_for(ctx: &Context, x: &Tensor) -> Variant {
     if ctx.backend() == Backend::Native {
         let info = ctx.info();
         let sg = info.subgroup_sizes().0;
-        return crate::kernels::native_row_variant(x.rows(), x.last_dim(), sg, info.limits.max_compute_invocations_per_workgroup);
+        return crate::kernels::native_softmax_variant(
+            x.rows(),
+            x.last_dim(),
+            x.dtype(),
+            sg,
+            info.limits.max_compute_invocations_per_workgroup,
+        );
     }
     wgsl_variant(x.rows(), x.last_dim(), x.dtype(), ctx.info().limits.max_compute_invocations_per_workgroup)
 }

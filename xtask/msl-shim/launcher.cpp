@@ -59,6 +59,8 @@ static const std::map<std::string, Fn> KERNELS = {
     ROW_FORMS(RMS_FORM, rms_norm_f32, float) ROW_FORMS(RMS_FORM, rms_norm_f16, half)
     ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f32, float) ROW_FORMS(ADD_RMS_FORM, add_rms_norm_f16, half)
     LORA(lora_f32, float), LORA(lora_f16, half),
+#define SOFTMAX_PERSIST(NAME, WG, K) SOFTMAX(NAME, half),
+    SOFTMAX_PERSIST_FORMS(SOFTMAX_PERSIST)
     LORA_SKINNY_FORMS(LORA_SKINNY)
 };
 

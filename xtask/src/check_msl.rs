@@ -217,6 +217,28 @@ fn row_case(emu: &mut Emulator, rows: usize, n: usize, dtype: DType, x: &[f64], 
     Ok(())
 }
 
+/// The persistent f16 softmax kernels over `rows` rows of `n` (a multiple of 4) with `groups`
+/// threadgroups, fewer than the rows so that each walks several.
+fn persist_case(emu: &mut Emulator, rows: usize, n: usize, groups: u64) -> Result<(), String> {
+    let mut g = rand::rngs::StdRng::seed_from_u64((rows * 31 + n) as u64);
+    let x = rounded(&(0..rows * n).map(|_| g.gen_range(-8.0..8.0)).collect::<Vec<f64>>(), DType::F16);
+    let want = wgfuse::reference::softmax(ArrayD::from_shape_vec(vec![rows, n], x.clone()).map_err(|e| e.to_string())?.view());
+    for k in [4u32, 8] {
+        let v = Variant { kind: Kind::Persist, wg: 1024, threads: 1024, chunks: k, mode: 0 };
+        let (params, _) = native_row_launch(rows, n, &v, SIMD);
+        let out =
+            emu.run(&kernel(Op::Softmax, &v, DType::F16), 1024, groups, params, vec![bytes(&x, DType::F16), poison(rows * n, DType::F16)])?;
+        close(
+            &values(&out[1], rows * n, DType::F16),
+            want.as_slice().unwrap_or(&[]),
+            2e-3,
+            1e-2,
+            &format!("softmax persist k{k} {rows}x{n}"),
+        )?;
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn lora_case(emu: &mut Emulator, rows: usize, k_in: usize, rank: usize, out: usize, dtype: DType, mode: u32) -> Result<(), String> {
     let mut g = rand::rngs::StdRng::seed_from_u64((rows * 31 + k_in * 7 + rank * 3 + out) as u64 + mode as u64);
@@ -296,6 +318,10 @@ pub fn run(_args: &[String]) -> Result<(), String> {
             let out = emu.run(&kernel(Op::Softmax, &v, dtype), v.wg, groups, p, vec![bytes(&x, dtype), poison(30, dtype)])?;
             let (atol, rtol) = if dtype == DType::F32 { (1e-6, 1e-4) } else { (2e-3, 1e-2) };
             close(&values(&out[1], 30, dtype), want.as_slice().unwrap_or(&[]), atol, rtol, &format!("softmax extremes {dtype:?} {v:?}"))?;
+        }
+        if dtype == DType::F16 {
+            persist_case(&mut emu, 7, 4100, 3)?;
+            persist_case(&mut emu, 2, 8, 5)?;
         }
         for (rows, k_in, rank, out) in
             [(1, 1, 1, 1), (1, 4096, 16, 4096), (3, 33, 3, 17), (5, 1023, 8, 1025), (37, 512, 128, 255), (130, 257, 7, 513), (6, 64, 8, 36)]
