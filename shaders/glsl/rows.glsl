@@ -113,12 +113,21 @@ float team_max(float v) { return subgroupMax(v); }
 #define LANE gl_LocalInvocationIndex
 #define TSIZE WG
 shared float red[WG];
+// Up to 8 subgroup results are read in turn by every lane; more (512 and 1024 threads on
+// 32-wide subgroups) are spread over the lanes and met by a second subgroup reduction, as
+// rows.wgsl's row_reduce does (a serial read of 32 entries costs a 1024-thread row as much as
+// a few of its loads).
 float team_sum(float v) {
     v = subgroupAdd(v);
     if (subgroupElect()) { red[gl_SubgroupID] = v; }
     barrier();
     float t = 0.0;
-    for (uint i = 0u; i < gl_NumSubgroups; i++) { t += red[i]; }
+    if (gl_NumSubgroups <= 8u) {
+        for (uint i = 0u; i < gl_NumSubgroups; i++) { t += red[i]; }
+    } else {
+        for (uint i = gl_SubgroupInvocationID; i < gl_NumSubgroups; i += gl_SubgroupSize) { t += red[i]; }
+        t = subgroupAdd(t);
+    }
     barrier();
     return t;
 }
@@ -127,7 +136,12 @@ float team_max(float v) {
     if (subgroupElect()) { red[gl_SubgroupID] = v; }
     barrier();
     float t = NEG_INF;
-    for (uint i = 0u; i < gl_NumSubgroups; i++) { t = max(t, red[i]); }
+    if (gl_NumSubgroups <= 8u) {
+        for (uint i = 0u; i < gl_NumSubgroups; i++) { t = max(t, red[i]); }
+    } else {
+        for (uint i = gl_SubgroupInvocationID; i < gl_NumSubgroups; i += gl_SubgroupSize) { t = max(t, red[i]); }
+        t = subgroupMax(t);
+    }
     barrier();
     return t;
 }

@@ -129,8 +129,16 @@ inline float team_sum(float v, threadgroup float* red, Ids id) {
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     float t = 0.0f;
-    for (uint i = 0; i < id.n_sg; ++i) {
-        t += red[i];
+    if (id.n_sg <= 8) {
+        for (uint i = 0; i < id.n_sg; ++i) {
+            t += red[i];
+        }
+    } else {
+        // More simdgroups (512 and 1024 threads): spread over the lanes, met by simd_sum.
+        for (uint i = id.lane; i < id.n_sg; i += id.sg_size) {
+            t += red[i];
+        }
+        t = simd_sum(t);
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     return t;
@@ -147,8 +155,15 @@ inline float team_max(float v, threadgroup float* red, Ids id) {
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     float t = -INFINITY;
-    for (uint i = 0; i < id.n_sg; ++i) {
-        t = max(t, red[i]);
+    if (id.n_sg <= 8) {
+        for (uint i = 0; i < id.n_sg; ++i) {
+            t = max(t, red[i]);
+        }
+    } else {
+        for (uint i = id.lane; i < id.n_sg; i += id.sg_size) {
+            t = max(t, red[i]);
+        }
+        t = simd_max(t);
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     return t;
