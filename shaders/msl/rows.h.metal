@@ -129,12 +129,12 @@ inline float team_sum(float v, threadgroup float* red, Ids id) {
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     float t = 0.0f;
-    if (id.n_sg <= 8) {
+    if (id.n_sg <= 16) {
         for (uint i = 0; i < id.n_sg; ++i) {
             t += red[i];
         }
     } else {
-        // More simdgroups (512 and 1024 threads): spread over the lanes, met by simd_sum.
+        // More simdgroups (1024 threads): spread over the lanes, met by simd_sum (rows.glsl).
         for (uint i = id.lane; i < id.n_sg; i += id.sg_size) {
             t += red[i];
         }
@@ -155,7 +155,7 @@ inline float team_max(float v, threadgroup float* red, Ids id) {
     }
     threadgroup_barrier(mem_flags::mem_threadgroup);
     float t = -INFINITY;
-    if (id.n_sg <= 8) {
+    if (id.n_sg <= 16) {
         for (uint i = 0; i < id.n_sg; ++i) {
             t = max(t, red[i]);
         }
