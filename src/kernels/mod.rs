@@ -445,6 +445,13 @@ pub fn native_row_forms(n: usize, min_subgroup: u32, max_invocations: u32) -> Ve
     forms
 }
 
+/// What the native row rules read from the device: its smallest subgroup size (at least 1) and
+/// the most threads a workgroup may have.
+pub(crate) fn native_row_limits(ctx: &crate::Context) -> (u32, u32) {
+    let info = ctx.info();
+    (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup)
+}
+
 /// A native row kernel's plan: its variant (chosen, or a forced one checked), its sizes
 /// (`rows, n, eps, rows per workgroup, aligned, weight`) and workgroup count.
 pub(crate) fn native_row_plan(
@@ -454,8 +461,7 @@ pub(crate) fn native_row_plan(
     forced: Option<Variant>,
     op: &'static str,
 ) -> crate::Result<(Variant, [u32; 8], u64)> {
-    let info = ctx.info();
-    let (min_sg, max_inv) = (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup);
+    let (min_sg, max_inv) = native_row_limits(ctx);
     let v = match forced {
         None => native_row_variant(rows, n, min_sg, max_inv),
         Some(v) => {
@@ -522,8 +528,7 @@ pub(crate) fn native_softmax_plan(
     forced: Option<Variant>,
     op: &'static str,
 ) -> crate::Result<(Variant, [u32; 8], u64)> {
-    let info = ctx.info();
-    let (min_sg, max_inv) = (info.subgroup_sizes().0.max(1), info.limits.max_compute_invocations_per_workgroup);
+    let (min_sg, max_inv) = native_row_limits(ctx);
     let v = forced.unwrap_or_else(|| native_softmax_variant(rows, n, dtype, min_sg, max_inv));
     if v.kind != Kind::Persist {
         return native_row_plan(ctx, rows, n, forced, op);
