@@ -85,7 +85,9 @@ struct Opts {
 
 const HELP: &str = "cargo xtask compare-backends [--ops softmax,rms_norm,add_rms_norm,lora] [--dtypes f32,f16]
     [--shapes 4096x4096,1x4096x16x4096] [--quick] [--json FILE] [--plot FILE.svg] [--runs N]
-    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host] [--lead-in] [--retries N]";
+    [--warmup-ms MS] [--flush-mb MB] [--backends wgsl,native] [--no-host] [--lead-in] [--retries N]
+  --backends: the native kernels run when `native` is listed (the default); the fused WGSL
+    kernels, the unfused baseline and the copy bound always run (every ratio's baseline).";
 
 impl Opts {
     fn parse(args: &[String]) -> Res<Opts> {
