@@ -436,9 +436,7 @@ fn tiled_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: 
 /// `threads` column blocks (at most one per column chunk), `wg` 256 or 1024 threads.
 fn skinny_plan(ctx: &Context, a: &Args<'_>, v: Variant, [rows, k_in, rank, out]: [usize; 4], dtype: DType) -> Result<Plan> {
     let v = skinny_check(ctx, v)?;
-    let chunks = out.div_ceil(4) as u64;
-    let per_block = chunks.div_ceil((v.threads as u64).min(chunks).max(1));
-    let col_blocks = chunks.div_ceil(per_block);
+    let (per_block, col_blocks) = column_split(out, v.threads);
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, a.scale.to_bits(), col_blocks as u32, per_block as u32, 0];
     // One pipeline for any number of column blocks (a run-time parameter).
     let key = PipelineKey::new(Op::Lora, Variant { threads: 1, ..v }, dtype, ctx.backend());
@@ -708,12 +706,18 @@ fn native_plan(ctx: &Context, a: &Args<'_>, [rows, k_in, rank, out]: [usize; 4],
 /// # Ok(()) }
 /// ```
 pub fn native_launch([rows, k_in, rank, out]: [usize; 4], scale: f32, v: &Variant) -> ([u32; 8], u64) {
-    let chunks = out.div_ceil(4) as u64;
-    let per_block = chunks.div_ceil((v.threads as u64).clamp(1, chunks.max(1)));
-    let col_blocks = chunks.div_ceil(per_block);
+    let (per_block, col_blocks) = column_split(out, v.threads);
     let fifth = if v.kind == Kind::Skinny { col_blocks as u32 } else { v.chunks };
     let params = [rows as u32, k_in as u32, rank as u32, out as u32, scale.to_bits(), fifth, per_block as u32, v.mode];
     (params, tiles_of(rows, v.chunks) * col_blocks)
+}
+
+/// `out`'s column chunks split into at most `blocks` blocks (at least one, at most one a
+/// chunk): the chunks a block and the number of blocks.
+fn column_split(out: usize, blocks: u32) -> (u64, u64) {
+    let chunks = out.div_ceil(4) as u64;
+    let per_block = chunks.div_ceil((blocks as u64).clamp(1, chunks.max(1)));
+    (per_block, chunks.div_ceil(per_block))
 }
 
 /// What a LoRA call records: one dispatch, or the two of the split form with their scratch.

@@ -510,12 +510,7 @@ pub(crate) fn native_row_plan(
 /// # Ok(()) }
 /// ```
 pub fn native_softmax_variant(rows: usize, n: usize, dtype: DType, min_subgroup: u32, max_invocations: u32) -> Variant {
-    let v = native_row_variant(rows, n, min_subgroup, max_invocations);
-    let wide = v.kind == Kind::Reg && v.threads == 1024 && v.wg == 1024;
-    if dtype == DType::F16 && n % 4 == 0 && wide && rows >= 2 * PERSIST_GROUPS as usize {
-        return Variant { kind: Kind::Persist, ..v };
-    }
-    v
+    persistent_if_wide(native_row_variant(rows, n, min_subgroup, max_invocations), rows, n, dtype)
 }
 
 /// The native softmax's plan: its persistent form when forced or picked
@@ -632,7 +627,13 @@ pub const PERSIST_GROUPS: u32 = 128;
 /// # Ok(()) }
 /// ```
 pub fn wgsl_row_variant(rows: usize, n: usize, dtype: DType, max_invocations: u32) -> Variant {
-    let v = row_variant(rows, n, max_invocations);
+    persistent_if_wide(row_variant(rows, n, max_invocations), rows, n, dtype)
+}
+
+/// `v` made persistent ([`Kind::Persist`]) for f16 rows of a multiple of 4 that take a
+/// 1024-thread workgroup each, when there are at least twice as many rows as
+/// [`PERSIST_GROUPS`] (the WGSL and native rules share it).
+fn persistent_if_wide(v: Variant, rows: usize, n: usize, dtype: DType) -> Variant {
     let wide = v.kind == Kind::Reg && v.threads == 1024 && v.wg == 1024;
     if dtype == DType::F16 && n % 4 == 0 && wide && rows >= 2 * PERSIST_GROUPS as usize {
         return Variant { kind: Kind::Persist, ..v };
